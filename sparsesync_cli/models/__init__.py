@@ -1,0 +1,1 @@
+"""Pure-torch implementations of the synchronisation models (no timm, no transformers)."""
