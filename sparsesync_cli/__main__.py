@@ -1,0 +1,5 @@
+"""``python -m sparsesync_cli`` runs the ``avsync`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Model inputs from decoded media: the papers' pre-processing, in torch."""
