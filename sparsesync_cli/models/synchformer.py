@@ -137,8 +137,8 @@ class Synchformer(nn.Module):
 
         Sizes come from the keys and shapes; ``config`` (an official ``cfg-<id>.yaml`` as a
         resolved dict) only adds the number of attention heads and must agree with the weights,
-        else :class:`CheckpointError`. Half-precision weights are loaded as float32. ``path``
-        only names the source in error messages.
+        else :class:`CheckpointError`. Half-precision weights are converted to float32; float32
+        tensors are used as they are, not copied. ``path`` only names the source in error messages.
         """
         arch = infer_arch(state_dict, path=path)
         if config is not None:
