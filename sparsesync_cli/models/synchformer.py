@@ -34,6 +34,7 @@ FEAT_DIM = 768  # MotionFormer and AST output width
 DEFAULT_N_HEAD = 8  # global transformer heads (configs/sync.yaml); not recoverable from weights
 DEFAULT_MAX_OFF_SEC = 2.0
 DEFAULT_NUM_CLASSES = 21
+_MAX_DETAIL_CHARS = 300  # of torch's load_state_dict message, in our one-line error
 
 # Keys that only a Synchformer state dict has (SparseSync's start with vfeat_extractor.base. and
 # carry transformer.v_selector.*).
@@ -151,6 +152,8 @@ class Synchformer(nn.Module):
         except RuntimeError as e:
             first = str(e).strip().splitlines()
             detail = " ".join(line.strip() for line in first[1:3]) if len(first) > 1 else first[0]
+            if len(detail) > _MAX_DETAIL_CHARS:  # hundreds of key names help nobody
+                detail = detail[: _MAX_DETAIL_CHARS - 3] + "..."
             raise CheckpointError(
                 f"weights do not fit the Synchformer architecture: {detail}", path
             ) from None
