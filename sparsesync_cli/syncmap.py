@@ -339,7 +339,10 @@ def _axes(result, name, verdict, grid, t_hi, sx, sy, box, width) -> list[str]:
     k = 0
     while k * step <= t_hi + 1e-9:
         x = sx(k * step)
-        out.append(f'<line x1="{x:.2f}" y1="{py1:.2f}" x2="{x:.2f}" y2="{py1 + 5:.2f}" stroke="#333333"/>')
+        out.append(
+            f'<line class="xtick" data-value="{k * step:g}" x1="{x:.2f}" y1="{py1:.2f}" x2="{x:.2f}" '
+            f'y2="{py1 + 5:.2f}" stroke="#333333"/>'
+        )
         out.append(
             f'<text x="{x:.2f}" y="{py1 + 18:.2f}" font-size="12" text-anchor="middle" fill="#222222">'
             f"{fmt_time(k * step, clock)}</text>"
