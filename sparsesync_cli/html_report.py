@@ -260,7 +260,8 @@ def _file_rows(i: int, r: dict) -> list[str]:
     if kind == "failed":
         words = f'<span class="error">{esc(r.get("error") or "no offset was measured")}</span>'
     else:
-        words = f'<span class="words">{esc(r.get("offset_words") or describe_offset(off))}</span>'
+        text = r.get("offset_words") or describe_offset(off)
+        words = "" if text == kind else f'<span class="words">{esc(text)}</span>'
     out.append(f'<td class="verdict">{"".join(badges)}{words}</td>')
     out.append(f'<td class="num fit">{_num(off, 2, signed=True)}</td>')
     out.append(f'<td class="num fit">{_num(r.get("confidence"))}</td>')
@@ -316,7 +317,8 @@ def _models_and_settings(results: list[dict], settings: dict | None) -> list[str
         )
     out.append("</tbody></table>")
     if settings:
-        out.append('<table class="kv" aria-label="settings"><tbody>')
+        out.append('<h3 id="settings-list-h">Settings</h3>')
+        out.append('<table class="kv" aria-labelledby="settings-list-h"><tbody>')
         for k, v in settings.items():
             text = v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
             out.append(f'<tr><th scope="row">{esc(k)}</th><td><code>{esc(text)}</code></td></tr>')

@@ -14,6 +14,7 @@ body { margin: 0; padding: 24px 32px 48px; color: var(--fg); background: #fff;
   font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 18px; margin: 32px 0 8px; }
+h3 { font-size: 15px; margin: 16px 0 4px; }
 .meta, .note, .dir, .hint { color: var(--muted); }
 .meta { margin: 0 0 16px; }
 .cards { display: flex; gap: 12px; flex-wrap: wrap; margin: 8px 0; }
@@ -30,7 +31,8 @@ table { border-collapse: collapse; }
 #files th, #files td { border-bottom: 1px solid var(--line); padding: 6px 8px; text-align: left;
   vertical-align: middle; }
 #files thead th { background: var(--head); position: sticky; top: 0; z-index: 1; font-size: 14px;
-  line-height: 1.2; }
+  line-height: 1.2; vertical-align: bottom; }
+#files thead tr { background: var(--head); }
 #files td.num, #files th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 #files tbody:hover > tr.row { background: #fafafa; }
 th.name { font-weight: normal; min-width: 12em; overflow-wrap: anywhere; }
@@ -40,11 +42,11 @@ tr.detail { scroll-margin-top: 48px; }
 #files th.fit, #files td.fit { width: 1%; }
 .fname { font-weight: 600; display: block; }
 .dir { font-size: 12px; display: block; }
-.sort { font: inherit; font-weight: 700; color: inherit; background: none; border: 0; padding: 2px 0;
+.sort { font: inherit; font-weight: 700; color: inherit; background: none; border: 0; padding: 0;
   cursor: pointer; white-space: normal; text-align: inherit; }
-.sort::after { content: " \\2195"; color: #777; }
-th[aria-sort="ascending"] .sort::after { content: " \\25B2"; color: var(--fg); }
-th[aria-sort="descending"] .sort::after { content: " \\25BC"; color: var(--fg); }
+.sort::after { content: "\\00a0\\2195"; color: #666; }
+th[aria-sort="ascending"] .sort::after { content: "\\00a0\\25B2"; color: var(--fg); }
+th[aria-sort="descending"] .sort::after { content: "\\00a0\\25BC"; color: var(--fg); }
 button:focus-visible { outline: 3px solid #1f5fbf; outline-offset: 2px; }
 .thumb { display: block; padding: 0; border: 1px solid #888; background: #fff; cursor: zoom-in;
   line-height: 0; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -220,6 +221,9 @@ def test_write_sync_map_is_atomic_and_matches(tmp_path):
     out = write_sync_map(res, tmp_path / "a.svg")
     assert out.read_text(encoding="utf-8") == sync_map_svg(res)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     with pytest.raises(UsageError):
         write_sync_map(failed("b.mp4", "b.mp4: no video stream"), tmp_path / "b.svg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg"]
