@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import WINDOW_SEC
-from .errors import UsageError
+from .errors import AvsyncError, UsageError
 from .svgtext import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
 
 # A window whose confidence (its reported ``confidence``, else its top class probability) is below
@@ -44,7 +44,7 @@ def sync_map_svg(result: dict, *, width: int = 900, height: int = 400, thumbnail
     """The sync map of one ``avsync.result/1`` dict, as a standalone SVG document string.
 
     ``thumbnail=True`` draws only the data (cells, offset and drift lines, low-confidence marks),
-    for a table cell; use a small size such as 240x72. A failed result, or one without windows,
+    for a table cell; use a small size such as 240x80. A failed result, or one without windows,
     has no map: :class:`~sparsesync_cli.errors.UsageError` (check with :func:`has_sync_map`).
     """
     if not has_sync_map(result):
@@ -128,7 +128,10 @@ def write_sync_map(result: dict, path: str | os.PathLike, **kwargs: Any) -> Path
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` as UTF-8 to a temporary file beside ``path`` and move it into place."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".incomplete", dir=path.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".incomplete", dir=path.parent)
+    except OSError as e:
+        raise AvsyncError(f"cannot write here: {e.strerror or e}", path) from e
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
@@ -236,7 +239,8 @@ def _columns(result: dict, grid: list[float], max_cols: int) -> list[dict]:
                 "argmax": max(range(len(mean)), key=mean.__getitem__),
                 "expected": _expected(mean, grid),
                 "confidence": sum(confs) / len(confs),
-                "label": f"window {first + 1}" if group == 1 else f"windows {first + 1}-{last + 1}",
+                "label": (f"window {first + 1}" if group == 1 else f"windows {first + 1}-{last + 1}")
+                + f" ({spans[first][0]:.1f}-{spans[last][1]:.1f} s)",
             }
         )
     return cols

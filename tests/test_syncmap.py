@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from report_examples import GRID3, SYNCHFORMER, failed, result
 
-from sparsesync_cli.errors import UsageError
+from sparsesync_cli.errors import AvsyncError, UsageError
 from sparsesync_cli.svgtext import PALETTE_TOP, VIRIDIS
 from sparsesync_cli.syncmap import (
     LOW_CONFIDENCE,
@@ -227,3 +227,8 @@ def test_write_sync_map_is_atomic_and_matches(tmp_path):
     with pytest.raises(UsageError):
         write_sync_map(failed("b.mp4", "b.mp4: no video stream"), tmp_path / "b.svg")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg"]
+
+
+def test_an_unwritable_destination_is_a_one_line_error(tmp_path):
+    with pytest.raises(AvsyncError, match=r"a\.svg: cannot write here: No such file"):
+        write_sync_map(result("a.mp4", 0.4), tmp_path / "nowhere" / "a.svg")
