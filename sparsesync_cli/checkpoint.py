@@ -269,6 +269,31 @@ def _plain(obj: Any, where: str = "args") -> Any:
     raise _NotPlain(f"'{where}' holds an unexpected {type(obj).__name__}")
 
 
+# The sections a model needs; see _resolve_args.
+MODEL_SECTIONS = ("model", "data")
+
+
+def _resolve_args(plain: dict[str, Any], path: str) -> dict[str, Any]:
+    """Resolve ``${...}`` in the pickled config.
+
+    Training runs add bookkeeping entries to ``args`` (log folders, resolvers such as
+    ``${now:...}``) that we cannot or need not resolve. If the whole config does not resolve,
+    the sections a model is built from are resolved on their own, so such an entry elsewhere
+    does not make the weights unusable.
+    """
+    from .config import resolve
+    from .errors import ConfigError
+
+    try:
+        return resolve(plain)
+    except ConfigError:
+        pass
+    try:
+        return resolve({k: plain[k] for k in MODEL_SECTIONS if k in plain})
+    except ConfigError as e:
+        raise CheckpointError(f"its config in 'args' is invalid ({e.cause})", path) from None
+
+
 def _is_state_dict(obj: Any) -> bool:
     import torch
 
@@ -285,8 +310,7 @@ def load_checkpoint(path: str | os.PathLike, config_path: str | os.PathLike | No
     Raises :class:`CheckpointError` (one line, naming the file) for a missing, truncated or
     malicious file, or one that holds no state dict.
     """
-    from .config import load_config, resolve
-    from .errors import ConfigError
+    from .config import load_config
 
     path = os.fspath(path)
     obj = _read_pickle(path)
@@ -305,9 +329,7 @@ def load_checkpoint(path: str | os.PathLike, config_path: str | os.PathLike | No
             plain = _plain(args)
             if not isinstance(plain, dict):
                 raise _NotPlain("'args' is not a mapping")
-            config = resolve(plain)
         except _NotPlain as e:
             raise CheckpointError(f"its config cannot be read ({e})", path) from None
-        except ConfigError as e:
-            raise CheckpointError(f"its config in 'args' is invalid ({e.cause})", path) from None
+        config = _resolve_args(plain, path)
     return Checkpoint(state_dict=state_dict, config=config, path=path)

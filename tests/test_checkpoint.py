@@ -110,6 +110,37 @@ def test_plain_dict_args_are_a_config(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "p.pt").config == {"a": {"n": 3}, "b": 3}
 
 
+def test_numpy_metrics_and_optimizer_state_load_inert(tmp_path: Path) -> None:
+    # Official files carry numpy scalars in 'metrics' and tensors in the optimizer state.
+    w = torch.randn(4, 3)
+    ckpt = {
+        "model": {"w": w},
+        "metrics": {"accuracy_1": np.float64(0.75), "per_class": np.arange(3), "dt": np.dtype("f4")},
+        "optimizer": {
+            "state": {0: {"step": 10, "exp_avg": torch.zeros(4, 3)}},
+            "param_groups": [{"lr": 1e-5}],
+        },
+        "epoch": 7,
+    }
+    torch.save(ckpt, tmp_path / "np.pt")
+    loaded = load_checkpoint(tmp_path / "np.pt")
+    assert torch.equal(loaded.state_dict["w"], w) and loaded.config is None
+
+
+def test_unresolvable_bookkeeping_in_args_does_not_block_the_model(tmp_path: Path) -> None:
+    args = {
+        "model": {"n": 3, "m": "${model.n}"},
+        "data": {"x": "${model.m}"},
+        "logging": {"logdir": "./logs/${now:%Y}", "other": "${start_time}"},
+    }
+    torch.save({"model": {"w": torch.ones(1)}, "args": args}, tmp_path / "a.pt")
+    assert load_checkpoint(tmp_path / "a.pt").config == {"model": {"n": 3, "m": 3}, "data": {"x": 3}}
+    args["model"]["m"] = "${model.missing}"
+    torch.save({"model": {"w": torch.ones(1)}, "args": args}, tmp_path / "b.pt")
+    with pytest.raises(CheckpointError, match=r"b\.pt: its config in 'args' is invalid .*model\.missing"):
+        load_checkpoint(tmp_path / "b.pt")
+
+
 class _RunsCommand:
     def __init__(self, func: object, arg: str) -> None:
         self.func, self.arg = func, arg
