@@ -1,7 +1,9 @@
 """CPU time of one SparseSync forward pass (full-size 21-class model, random weights, batch 1).
 
 Usage: python bench/sparsesync_forward.py [--threads 2] [--repeat 1]
-Prints the wall time of S3D alone, the audio ResNet, the head, and the whole forward.
+Prints wall and CPU time of S3D alone, the bridge, the audio ResNet, the head, then of a whole
+forward (run after the stages, so it is warm). The machine's load skews wall times: compare runs
+made under the same load.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ def full_config(path: Path) -> dict:
 
 
 def timed(fn, *args):
-    t = time.perf_counter()
+    """(output, wall seconds, CPU seconds of this process, all threads)."""
+    t, c = time.perf_counter(), time.process_time()
     out = fn(*args)
-    return out, time.perf_counter() - t
+    return out, time.perf_counter() - t, time.process_time() - c
 
 
 def main() -> None:
@@ -48,15 +51,19 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, {n_params:,} params")
     with torch.inference_mode():
         for _ in range(args.repeat):
-            vfeat, t_s3d = timed(model.visual_features, vid)
-            vis, t_bridge = timed(model.visual_bridge, vfeat)
-            afeat, t_res = timed(model.audio_features, aud)
-            _, t_head = timed(model.head, vis, afeat)
-            _, t_all = timed(model, vid, aud)
-            print(
-                f"S3D {t_s3d:.2f} s | bridge {t_bridge:.3f} s | audio ResNet {t_res:.3f} s | "
-                f"head {t_head:.3f} s | whole forward {t_all:.2f} s"
-            )
+            vfeat, *t_s3d = timed(model.visual_features, vid)
+            vis, *t_bridge = timed(model.visual_bridge, vfeat)
+            afeat, *t_res = timed(model.audio_features, aud)
+            _, *t_head = timed(model.head, vis, afeat)
+            _, *t_all = timed(model, vid, aud)
+            parts = {
+                "S3D": t_s3d,
+                "bridge": t_bridge,
+                "audio ResNet": t_res,
+                "head": t_head,
+                "forward": t_all,
+            }
+            print(" | ".join(f"{k} {w:.2f} s wall, {c:.2f} s CPU" for k, (w, c) in parts.items()))
 
 
 if __name__ == "__main__":
