@@ -89,6 +89,9 @@ def read_arch(cfg: dict[str, Any]) -> Arch:
                 f"n_embd must equal the audio ResNet's {AUDIO_CHANNELS} channels (no audio bridge)"
             )
 
+        if len(tp["visual_block_shape"]) != 3 or len(tp["audio_block_shape"]) != 2:
+            raise ConfigError("visual_block_shape must be [t, h, w] and audio_block_shape [f, t]")
+
         def has_pos_emb(params: dict[str, Any]) -> bool:
             target = (params.get("pos_emb_cfg") or {}).get("target", "")
             return str(target).endswith("PositionEmbeddingSelectors")
