@@ -67,8 +67,7 @@ def aggregate(probs: np.ndarray, grid: Sequence[float], window_starts_sec: Seque
     _check(p, g, t)
     n_win, n_cls = p.shape
     step = float(g[1] - g[0])
-    # Relative slack: grids made in float32 (the reference's) are 0.2 s apart only to ~1e-8.
-    tol = min(TOLERANCE_SEC, step) * (1 + 1e-3)
+    tol = _tolerance(g)
     p = p / p.sum(axis=1, keepdims=True)
 
     mixed = (1.0 - JUNK_SHARE) * p + JUNK_SHARE / n_cls
@@ -104,6 +103,22 @@ def aggregate(probs: np.ndarray, grid: Sequence[float], window_starts_sec: Seque
         window_offsets_sec=tuple(float(x) for x in y),
         window_weights=tuple(float(x) for x in w),
     )
+
+
+def window_verdict(probs: Sequence[float], grid: Sequence[float]) -> tuple[int, float]:
+    """One window on its own: (best class, probability mass within ``TOLERANCE_SEC`` of it).
+
+    The same tolerance as the file's confidence, so the two numbers mean the same thing.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    g = np.asarray(grid, dtype=np.float64)
+    k = int(np.argmax(p))
+    return k, float(p[np.abs(g - g[k]) <= _tolerance(g)].sum())
+
+
+def _tolerance(g: np.ndarray) -> float:
+    # Relative slack: grids made in float32 (the reference's) are 0.2 s apart only to ~1e-8.
+    return min(TOLERANCE_SEC, float(g[1] - g[0])) * (1 + 1e-3)
 
 
 def _check(p: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
