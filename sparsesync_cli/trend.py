@@ -6,18 +6,21 @@ a jump between them. Each uses the same robust likelihood: a window either follo
 (Gaussian residual, spread fitted) or is junk (uniform over the class range: silence, a static
 shot, a voice-over; real footage has plenty), with the junk share fitted too but capped at
 one half, so the model must explain most windows. EM alternates between "which windows follow
-the model" and a weighted least-squares fit. The spread is floored at a tenth of a class so
-that perfectly clean input does not make the likelihood infinite.
+the model" and a weighted least-squares fit. The spread is floored at a quarter of a class
+(0.05 s): finer than that the model cannot see, and without a floor a model that happens to
+fit two stray windows exactly would gain an unbounded likelihood.
 
-The models are compared by BIC (``-2 log L + n_params log n``; constant 1, line 2, jump 3
-parameters, plus spread and junk share for each). **Drift** is reported when there are at least
-``DRIFT_MIN_WINDOWS`` (6) windows, the line has a lower BIC than both the constant and the best
-single jump, it moves by at least one class between the first and the last window, and at least
-``TREND_MIN_INLIERS`` (60 %) of the (certainty-weighted) windows follow it. A **jump** is reported
-(and drift is not) when the jump model has the lowest BIC of the three, changes by at least one
-class, at least 60 % of the windows follow it, with at least ``SEGMENT_MIN_WINDOWS`` (2) windows
-on each side. A step fits a ramp about 75 % and a ramp fits a step about 75 %, so a goodness of
-fit alone cannot tell them apart; the likelihood comparison does.
+The models are compared by BIC (``-2 log L + k log n``; constant, line and jump have 1, 2 and 3
+parameters, plus spread and junk share each); a more complex model must win by
+``BIC_MARGIN`` (10, "very strong" evidence). **Drift** is reported when there are at least
+``DRIFT_MIN_WINDOWS`` (6) windows, the line beats the constant by the margin and is not worse
+than the best single jump, it moves by at least one class between the first and the last
+window, and at least ``TREND_MIN_INLIERS`` (60 %) of the (certainty-weighted) windows follow
+it. A **jump** is reported (and drift is not) when the jump model beats both others by the
+margin, changes by at least one class, at least 60 % of the windows follow it, and each side has
+at least ``SEGMENT_MIN_WINDOWS`` (3) windows and ``SEGMENT_MIN_SHARE`` (10 %) of them. A step
+fits a ramp about 75 % and a ramp fits a step about 75 %, so a goodness of fit alone cannot tell
+them apart; the likelihood comparison does.
 """
 
 from __future__ import annotations
@@ -92,8 +95,6 @@ def _fit_linear(
 ) -> tuple[np.ndarray, float, float]:
     """EM fit of ``y ~ x @ coef`` under the mixture; returns (coef, log-likelihood, inlier share)."""
     follow = np.ones_like(y)
-    coef = np.zeros(x.shape[1])
-    sigma, junk = np.float64(1.0), np.float64(0.1)
     for i in range(_EM_STEPS):
         sw = np.sqrt(w * follow)
         coef, *_ = np.linalg.lstsq(x * sw[:, None], y * sw, rcond=None)
@@ -114,8 +115,6 @@ def _fit_jumps(y: np.ndarray, w: np.ndarray, mix: _Mixture, splits: np.ndarray) 
     """
     before = np.arange(y.size)[None, :] < splits[:, None]  # (K, n)
     follow = np.ones(before.shape)
-    mu_b = mu_a = np.zeros(splits.size)
-    sigma, junk = np.ones(splits.size), np.full(splits.size, 0.1)
     for i in range(_EM_STEPS):
         wf = w[None, :] * follow
         mu_b = (wf * y * before).sum(axis=1) / np.maximum((wf * before).sum(axis=1), _EPS)
