@@ -1,0 +1,247 @@
+"""Reports other tools can read: JSON Lines (one result per file, resumable) and CSV.
+
+JSONL (``--jsonl``): one ``avsync.result/1`` object per line, appended as each file finishes with
+a single ``write`` and an ``fsync``, so an interrupted batch keeps every file it finished and a
+crash can at worst leave one partial last line. Reading tolerates that line; appending to such a
+file first cuts it off (after checking that every complete line is an avsync result, so a wrong
+``--jsonl`` path is refused instead of modified).
+
+Resume: re-running with the same JSONL skips files already done, i.e. files with an ``ok``
+record whose resolved path, size and modification time all still match (a file that was
+replaced or edited since is checked again). Failed files are always retried, since most failures
+(a missing file, a network share that was down, no memory) are worth another try and a
+permanent one costs one quick failure.
+
+CSV (``--csv``): one row per file with the flat fields (:data:`CSV_FIELDS`). Rows are collected
+and the file is written to a temporary name in the same folder and moved into place when the
+report closes (also when the batch is interrupted), so a reader never sees half a CSV. Appending
+rows instead would risk a crash mid-row whose open quote swallows every row after it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .results import SCHEMA, SyncResult
+
+CSV_FIELDS = (
+    "path",
+    "ok",
+    "offset_sec",
+    "offset_words",
+    "confidence",
+    "agreement",
+    "drift_sec_per_min",
+    "at_range_edge",
+    "n_windows",
+    "model",
+    "error",
+)
+
+FileKey = tuple[str, int, float]
+
+
+def _as_dict(result: SyncResult | dict[str, Any]) -> dict[str, Any]:
+    return result.to_dict() if isinstance(result, SyncResult) else result
+
+
+def _scan(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """(records, byte length of the complete part). Raises UsageError for a file that is not ours."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the report: {e.strerror or e}", path) from e
+    records = []
+    complete = data.rfind(b"\n") + 1  # bytes up to and including the last newline
+    lines = data[:complete].split(b"\n")[:-1]
+    tail = data[complete:]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        records.append(_parse(line, number, path))
+    if tail.strip():
+        try:
+            records.append(_parse(tail, len(lines) + 1, path))
+            complete = len(data)  # a whole record that only lacks its newline
+        except UsageError:
+            pass  # the partial line of a crash mid-write: tolerated, dropped
+    return records, complete
+
+
+def _parse(line: bytes, number: int, path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+        raise UsageError(f"line {number} is not an {SCHEMA} record: not an avsync JSONL report", path)
+    return record
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All records of a JSONL report, in order (a truncated last line is skipped)."""
+    return _scan(Path(path))[0]
+
+
+class JsonlReport:
+    """Append-only JSONL writer; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        needs_newline = False
+        if self.path.exists():
+            _, complete = _scan(self.path)  # refuses a file that is not an avsync report
+            if complete < self.path.stat().st_size:
+                os.truncate(self.path, complete)  # the partial line a crash left behind
+            needs_newline = complete > 0 and _last_byte(self.path) != b"\n"
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"cannot write the report: {e.strerror or e}", self.path) from e
+        if needs_newline:  # a whole record that lacked only its newline must not run into the next
+            self._write(b"\n")
+
+    def append(self, result: SyncResult | dict[str, Any]) -> None:
+        """Write one result as one line, and make it durable before returning."""
+        line = json.dumps(_as_dict(result), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        self._write(line.encode("utf-8") + b"\n")
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> JsonlReport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
+def file_key(path: str | os.PathLike) -> FileKey | None:
+    """(resolved path, size, mtime) of a file on disk, or None if it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return os.path.realpath(path), st.st_size, st.st_mtime
+
+
+def done_keys(jsonl_path: str | os.PathLike, *, model: str | None = None) -> set[FileKey]:
+    """Keys of the files a JSONL report already holds a successful result for.
+
+    Compare with :func:`file_key` of each input. ``model``: count only results of that model
+    name (re-running with another model checks everything again). A missing report is empty.
+    Relative paths in the report are resolved against the current directory.
+    """
+    path = Path(jsonl_path)
+    if not path.exists():
+        return set()
+    keys = set()
+    for r in read_jsonl(path):
+        if not r.get("ok") or (model is not None and r.get("model", {}).get("name") != model):
+            continue
+        if r.get("file_size") is None or r.get("file_mtime") is None:
+            continue
+        keys.add((os.path.realpath(r["path"]), r["file_size"], r["file_mtime"]))
+    return keys
+
+
+def latest_results(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last record per resolved path, in the order the paths first appear.
+
+    A resumed batch leaves a failed attempt and a later success for the same file in the JSONL;
+    summaries and the CSV want the latest.
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[os.path.realpath(r["path"])] = r  # re-assigning keeps the first position
+    return list(latest.values())
+
+
+def csv_row(result: SyncResult | dict[str, Any]) -> dict[str, str]:
+    """The flat CSV fields of one result (empty for null, ``true``/``false`` for booleans)."""
+    d = _as_dict(result)
+    values = {
+        "path": d["path"],
+        "ok": d["ok"],
+        "offset_sec": d["offset_sec"],
+        "offset_words": d["offset_words"],
+        "confidence": d["confidence"],
+        "agreement": d["agreement"],
+        "drift_sec_per_min": d["drift_sec_per_min"],
+        "at_range_edge": d["at_range_edge"],
+        "n_windows": len(d["windows"]),
+        "model": d["model"]["name"],
+        "error": d["error"],
+    }
+    return {k: _csv_text(v) for k, v in values.items()}
+
+
+def _csv_text(v: object) -> str:
+    if v is None:
+        return ""
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
+class CsvReport:
+    """Collects rows and writes the CSV atomically on :meth:`close` (or leaving a ``with``)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._rows: list[dict[str, str]] = []
+
+    def add(self, result: SyncResult | dict[str, Any]) -> None:
+        self._rows.append(csv_row(result))
+
+    def close(self) -> None:
+        """Write all rows to a temporary file next to the target, then move it into place."""
+        try:
+            fd, tmp = tempfile.mkstemp(
+                prefix=f".{self.path.name}.", suffix=".incomplete", dir=self.path.parent
+            )
+        except OSError as e:
+            raise UsageError(f"cannot write the report: {e.strerror or e}", self.path) from e
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+                writer.writeheader()
+                writer.writerows(self._rows)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def __enter__(self) -> CsvReport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
