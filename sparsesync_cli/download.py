@@ -1,0 +1,350 @@
+"""Get a registry entry's files once, verify them, cache them; afterwards no network is needed.
+
+Cache: ``AVSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/avsync``, else ``~/.cache/avsync``; each
+model has its own folder (``model_cache_dir``), holding its checkpoint, its config, their
+``*.verified.json`` records (see :mod:`sparsesync_cli.checksum`) and, later, derived caches.
+Hub entries live in the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``); only their records
+are kept here.
+
+Environment:
+
+- ``AVSYNC_OFFLINE=1`` never touches the network (``HF_HUB_OFFLINE=1`` too, for Hub entries);
+  a missing file is then a clear error.
+- ``AVSYNC_MIRROR=URL`` fetches every URL source from ``URL`` + the path after ``.../sync/``
+  (``$AVSYNC_MIRROR/sync_models/<id>/<id>.pt``), for sites without internet. Hub sources use
+  the Hub's own ``HF_ENDPOINT`` instead.
+
+The library never prints: pass ``progress(name, done_bytes, total_bytes_or_None)`` to show one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from .checksum import Digests, forget, hash_file, mismatch, record_path, verify_file, write_record
+from .errors import DownloadError
+from .fetch import DownloadOptions, fetch_to_partial, storage_error
+from .registry import ModelEntry, Source
+
+CACHE_ENV = "AVSYNC_CACHE_DIR"
+OFFLINE_ENV = "AVSYNC_OFFLINE"
+HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
+MIRROR_ENV = "AVSYNC_MIRROR"
+PARTIAL_SUFFIX = ".incomplete"
+LOCK_SUFFIX = ".lock"
+
+ProgressCallback = Callable[[str, int, "int | None"], None]
+
+__all__ = [
+    "DownloadOptions",
+    "ModelFiles",
+    "ModelStatus",
+    "cache_dir",
+    "ensure_files",
+    "hf_cache_dir",
+    "mirrored_url",
+    "model_cache_dir",
+    "model_status",
+]
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The local, verified files of a model. ``config`` is None for bare state dicts."""
+
+    checkpoint: Path
+    config: Path | None
+
+
+class ModelStatus(NamedTuple):
+    """For ``avsync models``: are all files cached, and their size (or the expected size)."""
+
+    cached: bool
+    size_bytes: int | None
+
+
+def cache_dir() -> Path:
+    """``AVSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/avsync``, else ``~/.cache/avsync``."""
+    if env := os.environ.get(CACHE_ENV, "").strip():
+        return Path(env).expanduser()
+    if xdg := os.environ.get("XDG_CACHE_HOME", "").strip():
+        return Path(xdg).expanduser() / "avsync"
+    return Path.home() / ".cache" / "avsync"
+
+
+def model_cache_dir(entry: ModelEntry) -> Path:
+    """This model's folder in the cache: its downloads, records, and caches derived from them."""
+    return cache_dir() / entry.name
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face Hub cache, read from the environment now (not at import time)."""
+    if env := os.environ.get("HF_HUB_CACHE", "").strip():
+        return Path(env).expanduser()
+    if env := os.environ.get("HF_HOME", "").strip():
+        return Path(env).expanduser() / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def mirrored_url(url: str) -> str:
+    """``url`` as fetched: from ``AVSYNC_MIRROR`` when set, keeping the path after ``/sync/``."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if not mirror:
+        return url
+    parts = urlsplit(mirror)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise DownloadError(f"{MIRROR_ENV} must be an http(s) URL, not {mirror!r}")
+    path = urlsplit(url).path
+    key = path.split("/sync/", 1)[1] if "/sync/" in path else path.lstrip("/")
+    return f"{mirror.rstrip('/')}/{key}"
+
+
+def ensure_files(
+    entry: ModelEntry,
+    *,
+    progress: ProgressCallback | None = None,
+    options: DownloadOptions | None = None,
+    verify: bool = False,
+) -> ModelFiles:
+    """The verified local files of ``entry``, downloading whatever is missing.
+
+    A cached file whose checksum record still matches needs no network and no hashing;
+    ``verify=True`` re-hashes cached files anyway. A download goes to ``<file>.incomplete``
+    (resumed after an interruption, also from an earlier run), is checked against every
+    checksum the registry knows, and only then renamed into place; a mismatch deletes it.
+    Concurrent calls (threads or processes) for the same file download it once.
+    Raises :class:`DownloadError` with one line saying what failed and what to do.
+    """
+    options = options or DownloadOptions()
+    # The config first: it is small, so a wrong URL or a missing mirror shows before 650 MB.
+    config = _ensure_source(entry, entry.config, progress, options, verify) if entry.config else None
+    checkpoint = _ensure_source(entry, entry.checkpoint, progress, options, verify)
+    return ModelFiles(checkpoint=checkpoint, config=config)
+
+
+def model_status(entry: ModelEntry) -> ModelStatus:
+    """Whether every file of ``entry`` is cached (no network, no hashing), and how big it is.
+
+    The size is that of the cached files, else the registry's expected checkpoint size (None
+    when unknown).
+    """
+    paths = [_cached_path(entry, s) for s in (entry.checkpoint, entry.config) if s is not None]
+    if all(p is not None for p in paths):
+        return ModelStatus(True, sum(p.stat().st_size for p in paths if p is not None))
+    return ModelStatus(False, entry.checkpoint.size)
+
+
+def _ensure_source(
+    entry: ModelEntry,
+    source: Source,
+    progress: ProgressCallback | None,
+    options: DownloadOptions,
+    verify: bool,
+) -> Path:
+    if source.kind == "hf":
+        return _ensure_hub(entry, source, progress, verify)
+    return _ensure_url(entry, source, progress, options, verify)
+
+
+def _offline_reason(source: Source) -> str | None:
+    names = [OFFLINE_ENV, HF_OFFLINE_ENV] if source.kind == "hf" else [OFFLINE_ENV]
+    for name in names:
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return name
+    return None
+
+
+def _not_cached(entry: ModelEntry, source: Source, where: str, reason: str) -> DownloadError:
+    return DownloadError(
+        f"{entry.name}: {source.filename} is not in the cache {where}; run `avsync download {entry.name}`"
+        f" on a machine with internet, or unset {reason}"
+    )
+
+
+def _check_cached(dest: Path, source: Source, record: Path, full: bool) -> str | None:
+    try:
+        return verify_file(dest, source, record, full=full)
+    except OSError as e:
+        return f"cannot read it ({e.strerror or e})"
+
+
+def _delete(path: Path, record: Path) -> bool:
+    """Delete a file that failed its check, and its record; False if that was refused."""
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        forget(record)
+    except OSError:
+        return False
+    return True
+
+
+def _ensure_url(
+    entry: ModelEntry,
+    source: Source,
+    progress: ProgressCallback | None,
+    options: DownloadOptions,
+    verify: bool,
+) -> Path:
+    folder = model_cache_dir(entry)
+    dest = folder / source.filename
+    record = record_path(folder, source.filename)
+    # Fast path, without a lock: a read-only shared cache must work offline.
+    problem = _check_cached(dest, source, record, verify) if dest.is_file() else None
+    if dest.is_file() and problem is None:
+        return dest
+    offline = _offline_reason(source)
+    if offline:
+        if problem is None:
+            raise _not_cached(entry, source, str(cache_dir()), offline)
+        deleted = "deleted it" if _delete(dest, record) else "could not delete it"
+        raise DownloadError(
+            f"the cached file does not match ({problem}); {deleted}; run `avsync download {entry.name}`"
+            f" on a machine with internet, or unset {offline}",
+            dest,
+        )
+    from filelock import FileLock
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(dest) + LOCK_SUFFIX)
+        lock.acquire()
+    except OSError as e:
+        raise storage_error(e, folder) from None
+    try:
+        # Another process may have finished (or repaired) the file while we waited for the lock.
+        if dest.is_file():
+            if _check_cached(dest, source, record, verify) is None:
+                return dest
+            if not _delete(dest, record):
+                raise DownloadError("the cached file does not match and cannot be deleted", dest)
+        try:
+            digests = _download_verified(source, dest, progress, options)
+        except OSError as e:  # reading back the download for its checksum
+            raise storage_error(e, dest) from None
+        write_record(record, dest, digests)
+        return dest
+    finally:
+        lock.release()
+
+
+def _download_verified(
+    source: Source, dest: Path, progress: ProgressCallback | None, options: DownloadOptions
+) -> Digests:
+    """Download into ``<dest>.incomplete``, check every checksum, then rename into place."""
+    url = mirrored_url(source.url or "")
+    part = dest.with_name(dest.name + PARTIAL_SUFFIX)
+
+    def report(done: int, total: int | None) -> None:
+        if progress:
+            progress(source.filename, done, total)
+
+    resumed = part.is_file() and part.stat().st_size > 0
+    for attempt in (1, 2):
+        fetch_to_partial(url, part, expected_size=source.size, progress=report, options=options)
+        digests = hash_file(part)
+        problem = mismatch(source, digests)
+        if problem is None:
+            try:
+                os.replace(part, dest)
+            except OSError as e:
+                raise storage_error(e, dest) from None
+            return digests
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+        # A resumed download may have joined two versions of the file: fetch it whole once more.
+        if not (resumed and attempt == 1):
+            break
+    raise DownloadError(f"checksum mismatch ({problem}); deleted the download, nothing was cached", url)
+
+
+def _ensure_hub(entry: ModelEntry, source: Source, progress: ProgressCallback | None, verify: bool) -> Path:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    offline = _offline_reason(source)
+    hub_cache = hf_cache_dir()
+    kwargs: dict = {"revision": source.hf_revision, "cache_dir": hub_cache, "local_files_only": bool(offline)}
+    if progress and "tqdm_class" in inspect.signature(hf_hub_download).parameters:
+        kwargs["tqdm_class"] = hub_progress_class(source.filename, progress)
+    try:
+        path = Path(hf_hub_download(source.hf_repo or "", source.hf_filename or "", **kwargs))
+    except LocalEntryNotFoundError:
+        if offline:
+            raise _not_cached(entry, source, f"{hub_cache} (Hugging Face)", offline) from None
+        raise DownloadError(
+            "not in the Hugging Face cache and the Hub cannot be reached (no network?)", source.location
+        ) from None
+    except (EntryNotFoundError, HfHubHTTPError) as e:
+        raise DownloadError(_first_line(e), source.location) from None
+    except OSError as e:
+        raise storage_error(e, hub_cache) from None
+    folder = model_cache_dir(entry)
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)  # for the record; a read-only cache still works
+    record = record_path(folder, source.filename)
+    # hf_hub_download checks the size at most: the sha256 is ours to check.
+    problem = _check_cached(path, source, record, verify)
+    if problem is not None:
+        # The snapshot entry links to a blob; delete both, but never follow a link out of the cache.
+        blob = path.resolve()
+        deleted = hub_cache.resolve() in blob.parents and _delete(blob, record) and _delete(path, record)
+        what = "deleted it from the Hugging Face cache; run again to fetch it" if deleted else "delete it"
+        raise DownloadError(f"checksum mismatch ({problem}); {what}", path)
+    return path
+
+
+def hub_progress_class(name: str, progress: ProgressCallback) -> type:
+    """A stand-in for tqdm that huggingface_hub can drive, forwarding to ``progress``."""
+
+    class HubProgress:
+        def __init__(self, *args, total: int | None = None, initial: int = 0, **kwargs) -> None:
+            self.total, self.n, self.disable = total, initial or 0, False
+            progress(name, self.n, self.total)
+
+        def update(self, n: int | float | None = 1) -> None:
+            self.n += int(n or 0)
+            progress(name, self.n, self.total)
+
+        def close(self) -> None:
+            pass
+
+        def refresh(self, *args, **kwargs) -> None:
+            pass
+
+        def set_description(self, *args, **kwargs) -> None:
+            pass
+
+        def __enter__(self) -> HubProgress:
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.close()
+
+    return HubProgress
+
+
+def _cached_path(entry: ModelEntry, source: Source) -> Path | None:
+    if source.kind == "url":
+        path = model_cache_dir(entry) / source.filename
+        return path if path.is_file() else None
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(
+        source.hf_repo or "", source.hf_filename or "", cache_dir=hf_cache_dir(), revision=source.hf_revision
+    )
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0]
