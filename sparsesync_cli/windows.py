@@ -151,6 +151,7 @@ def plan_windows(
     start_sec: float | None = None,
     duration_sec: float | None = None,
     shift_sec: float = 0.0,
+    anchor: Window | None = None,
     path: str | None = None,
 ) -> list[Window]:
     """Windows covering the overlap of the video and the (shifted) audio, in file order.
@@ -169,6 +170,11 @@ def plan_windows(
     always checked; a shorter tail (< 1 s) is left out rather than spending a window that would
     repeat >= 80 % of the previous one.
 
+    ``anchor``: a window the user placed (:func:`window_at`, the paper's arithmetic) becomes the
+    first one, exactly as given, and the others follow it every ``stride`` with the same audio
+    shift; ``start_sec`` and ``shift_sec`` are then ignored. Audio before the file's first sample
+    is allowed for it (silence, as :func:`check_window` says).
+
     Raises :class:`MediaError` (``path`` names the file) when no window fits, with the overlap
     that was found, and :class:`UsageError` for a stride below one frame or a duration shorter
     than one window.
@@ -177,7 +183,12 @@ def plan_windows(
     a0, a1 = (int(x) for x in audio_span)
     f_used0, f_used1 = geometry.used_frames
     s_used0, s_used1 = geometry.used_samples
-    shift = shift_samples(shift_sec)
+    if anchor is not None:
+        check_window(anchor, geometry, video_span, audio_span, path=path)
+        start_sec = None
+        shift = anchor.sample_start - anchor.frame_start * SAMPLES_PER_FRAME
+    else:
+        shift = shift_samples(shift_sec)
 
     if stride_sec is None:
         stride = f_used1 - f_used0
@@ -197,6 +208,8 @@ def plan_windows(
     hi = min(v1 - f_used1, (a1 - shift - s_used1) // SAMPLES_PER_FRAME)
     if start_sec is not None:
         lo = max(lo, _frames_ceil(start_sec) - f_used0)
+    if anchor is not None:
+        lo = anchor.frame_start
     if duration_sec is not None:
         range_start = _frames_ceil(start_sec) if start_sec is not None else lo + f_used0
         hi = min(hi, range_start + _frames_floor(duration_sec) - f_used1)
@@ -214,7 +227,8 @@ def plan_windows(
     for w in windows:
         uv, ua = geometry.used_video_range(w), geometry.used_audio_range(w)
         assert v0 <= uv[0] and uv[1] <= v1, (w, video_span)
-        assert a0 <= ua[0] and ua[1] <= a1, (w, audio_span)
+        # (an anchored plan may read audio before the first sample: silence, as the user asked)
+        assert (anchor is not None or a0 <= ua[0]) and ua[1] <= a1, (w, audio_span)
         assert w.sample_start - w.frame_start * SAMPLES_PER_FRAME == shift
     assert windows[0].frame_start == lo and hi - windows[-1].frame_start < END_WINDOW_MIN_FRAMES
     return windows

@@ -246,3 +246,19 @@ def test_batched():
     assert list(batched([], 3)) == []
     with pytest.raises(ValueError):
         list(batched(range(3), 0))
+
+
+def test_an_anchor_window_keeps_the_papers_arithmetic_and_the_rest_follow_it():
+    # 1.234 s: the paper reads frame 30 (1.20 s) but audio from 1.234 s (a 0.034 s shift).
+    anchor = window_at(1.234, 0.0)
+    windows = plan_windows(*spans(20.0), anchor=anchor)
+    assert windows[0] == anchor == Window(30, 19_744)
+    assert [w.frame_start for w in windows] == [30, 155, 280, 374]  # 374: the audio ends at 20 s
+    assert all(w.sample_start - w.frame_start * 640 == 544 for w in windows)
+
+
+def test_an_anchor_may_read_audio_before_the_file_starts_but_not_past_its_end():
+    windows = plan_windows(*spans(10.0), anchor=window_at(0.0, -2.0))
+    assert windows[0] == Window(0, -32_000)
+    with pytest.raises(MediaError, match="past the end of the audio"):
+        plan_windows(*spans(10.0), anchor=window_at(4.0, 2.0), path="clip.mp4")
