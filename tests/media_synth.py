@@ -273,6 +273,38 @@ def make_clip(clip: Clip, path: Path) -> Truth:
     )
 
 
+@dataclass(frozen=True)
+class Events:
+    """Where the decoder under test puts the flash and the click."""
+
+    flash_frame: int  # first 25 fps grid frame that is white
+    click_sample: int  # loudest 16 kHz sample
+    video_start_sec: float
+    video_span: tuple[int, int]
+    audio_span: tuple[int, int]
+
+    @property
+    def click_sec(self) -> float:
+        return self.click_sample / 16000
+
+
+def measure(path: Path, audio_stream: int | None = None) -> Events:
+    """Decode the whole file with :class:`MediaReader` and find the flash and the click."""
+    from sparsesync_cli.media.decode import MediaReader
+
+    with MediaReader(path, audio_stream=audio_stream) as r:
+        lo, hi = r.video_span
+        brightness = r.read_frames(lo, hi - lo).mean(axis=(1, 2, 3))
+        audio = r.read_audio(0, r.audio_span[1])
+        return Events(
+            flash_frame=lo + int(np.argmax(brightness > (BACKGROUND + FLASH_LEVEL) / 2)),
+            click_sample=int(np.argmax(np.abs(audio))),
+            video_start_sec=r.info.video.start_sec,
+            video_span=r.video_span,
+            audio_span=r.audio_span,
+        )
+
+
 _CACHE: dict[tuple[Path, Clip], Truth] = {}
 
 

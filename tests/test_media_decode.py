@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events
+from media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, measure
 
 from sparsesync_cli.errors import MediaError
 from sparsesync_cli.features.common import center_crop
@@ -66,22 +66,13 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")
 
 
-def decoded_events(path: Path, audio_stream: int | None = None) -> tuple[MediaReader, int, int]:
-    """(reader, first white grid frame, loudest 16 kHz sample) of the whole file."""
-    with MediaReader(path, audio_stream=audio_stream) as r:
-        lo, hi = r.video_span
-        brightness = r.read_frames(lo, hi - lo).mean(axis=(1, 2, 3))
-        audio = r.read_audio(0, r.audio_span[1])
-    return r, lo + int(np.argmax(brightness > 150)), int(np.argmax(np.abs(audio)))
-
-
 @pytest.mark.parametrize("clip", CODECS + TIMING, ids=lambda c: c.name)
 def test_events_land_where_the_file_timestamps_put_them(media_root: Path, clip: Clip) -> None:
     truth = cached_clip(media_root, clip)
     flash, click = file_events(truth.path)  # plain PyAV: raw frame timestamps, no resampling
-    _, frame, sample = decoded_events(truth.path)
-    assert abs(frame / 25 - flash) <= HALF_FRAME_SEC + 1e-9
-    assert abs(sample / 16000 - click) <= CLICK_TOLERANCE_SEC
+    got = measure(truth.path)
+    assert abs(got.flash_frame / 25 - flash) <= HALF_FRAME_SEC + 1e-9
+    assert abs(got.click_sec - click) <= CLICK_TOLERANCE_SEC
 
 
 @pytest.mark.parametrize("clip", CODECS + TIMING, ids=lambda c: c.name)
@@ -89,7 +80,8 @@ def test_events_land_where_they_were_encoded(media_root: Path, clip: Clip) -> No
     if clip.name in NOT_AS_ENCODED:
         pytest.skip("the container cannot represent the encoder's timing (see NOT_AS_ENCODED)")
     truth = cached_clip(media_root, clip)
-    r, frame, sample = decoded_events(truth.path)
+    got = measure(truth.path)
+    frame, sample = got.flash_frame, got.click_sample
     if clip.container == "ts":
         # No fixed origin: only the picture-to-sound distance is defined.
         measured = sample / 16000 - frame / 25
@@ -181,11 +173,12 @@ def test_mono_is_the_mean_of_the_channels(media_root: Path) -> None:
 
 def test_the_chosen_audio_stream_is_read(media_root: Path) -> None:
     truth = cached_clip(media_root, Clip(extra_audio=True))
-    _, _, first = decoded_events(truth.path)
-    r, _, second = decoded_events(truth.path, audio_stream=1)
-    assert len(r.info.audio_streams) == 2 and r.info.audio.index == r.info.audio_streams[1].index
-    assert abs(first / 16000 - truth.click_sec) <= CLICK_TOLERANCE_SEC
-    assert abs(second / 16000 - truth.extra_click_sec) <= CLICK_TOLERANCE_SEC
+    first = measure(truth.path).click_sec
+    second = measure(truth.path, audio_stream=1).click_sec
+    info = probe(truth.path, audio_stream=1)
+    assert len(info.audio_streams) == 2 and info.audio.index == info.audio_streams[1].index
+    assert abs(first - truth.click_sec) <= CLICK_TOLERANCE_SEC
+    assert abs(second - truth.extra_click_sec) <= CLICK_TOLERANCE_SEC
     with pytest.raises(MediaError, match=r"audio stream 2 requested but the file has 2"):
         probe(truth.path, audio_stream=2)
 
