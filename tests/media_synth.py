@@ -314,3 +314,28 @@ def cached_clip(root: Path, clip: Clip) -> Truth:
     if key not in _CACHE:
         _CACHE[key] = make_clip(clip, root / f"{clip.name}.{clip.container}")
     return _CACHE[key]
+
+
+def make_still_tail(path: Path, hold_sec: float = 1.5) -> None:
+    """4 s of dark 25 fps MJPEG whose last (bright) picture is then held for ``hold_sec``, plus
+    6 s of silent 16 kHz PCM: a slideshow ending, the last picture lasting many grid frames."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mjpeg", rate=25)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuvj420p"
+        tb = Fraction(1, 600)
+        video.time_base = video.codec_context.time_base = tb
+        audio = out.add_stream("pcm_s16le", rate=16000, layout="mono")
+        for i in range(100):
+            frame = av.VideoFrame.from_ndarray(np.full((120, 160, 3), 200 if i == 99 else 40, np.uint8))
+            frame.pts, frame.time_base = i * 24, tb
+            for packet in video.encode(frame.reformat(format="yuvj420p")):
+                if i == 99:
+                    packet.duration = int(Fraction(hold_sec) / tb)
+                out.mux(packet)
+        out.mux(video.encode())
+        silence = np.zeros((1, 16000 * 6), np.int16)
+        for off in range(0, silence.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(silence[:, off : off + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = 16000, off
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, measure
+from media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, make_still_tail, measure
 
 from sparsesync_cli.errors import MediaError
 from sparsesync_cli.features.common import center_crop
@@ -124,6 +124,16 @@ def test_a_short_file_reports_its_durations(media_root: Path) -> None:
         audio = r.read_audio(0, 80000)  # a whole window: real audio, then silence
         assert audio.shape == (80000,) and not audio[r.audio_span[1] :].any()
         assert r.read_frames(0, 50).shape == (50, 256, 340, 3)
+
+
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_a_last_picture_held_long_fills_the_grid_to_its_end(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"slides{suffix}"
+    make_still_tail(path, hold_sec=1.5)  # last picture at 3.96 s, shown until 5.46 s
+    with MediaReader(path) as r:
+        assert r.video_span == (0, 137) and r.info.video.end_sec == pytest.approx(5.46)
+        brightness = r.read_frames(0, 137).mean(axis=(1, 2, 3))
+    assert (brightness[99:] > 150).all() and (brightness[:99] < 100).all()
 
 
 @pytest.mark.parametrize(
