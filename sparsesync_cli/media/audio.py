@@ -15,6 +15,7 @@ the 16 kHz grid equals that of a sequential decode, and the first SEEK_PREROLL_S
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -63,8 +64,9 @@ class _FrameGrid:
 class AudioDecoder:
     """Mono 16 kHz samples of one audio stream (see the module docstring)."""
 
-    def __init__(self, path: str, info: MediaInfo) -> None:
+    def __init__(self, path: str, info: MediaInfo, *, torchvision_compat: bool = False) -> None:
         self._path, self._info = path, info
+        self._torchvision_compat = torchvision_compat
         self._container: Any = None
         self._stream: Any = None
         self._tb = Fraction(1)
@@ -209,6 +211,12 @@ class AudioDecoder:
         self._open()
         self._reset(None)
         self._seek_align = False
+        if self._torchvision_compat:
+            # torchvision.io.read_video seeks to 0 before decoding; in an MP4 that skips the AAC
+            # priming packet (its timestamp is negative), so the first frame decodes without its
+            # overlap. Reproduced only to match outputs of the paper's code exactly.
+            with contextlib.suppress(self._av_error, OSError):
+                self._container.seek(0, stream=self._stream, backward=True, any_frame=False)
         self._frames = self._decoded()
 
     def _learn_grid(self) -> _FrameGrid | None:

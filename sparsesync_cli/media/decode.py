@@ -30,6 +30,10 @@ class MediaReader:
     """Decode windows of one file as they are needed. Use as a context manager.
 
     ``audio_stream`` picks the N-th audio stream (0-based; default the first).
+    ``torchvision_compat`` reproduces a quirk of the paper's reader (``torchvision.io.read_video``
+    seeks to 0 first, which in an MP4 skips the AAC priming packet, so the first ~36 ms of audio
+    decode without their overlap: zeros and a ramp). Only for matching the paper's outputs
+    exactly; a player, and the default, decode those samples properly.
 
     ``video_span = (first, end)``: the 25 fps grid indices that have a picture. ``first`` is the
     first picture's file time times 25 rounded to nearest, halves away from zero, as ffmpeg's
@@ -38,13 +42,15 @@ class MediaReader:
     ``audio_span = (first, end)``: the 16 kHz sample indices covered by real audio.
     """
 
-    def __init__(self, path: str | os.PathLike, *, audio_stream: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, audio_stream: int | None = None, torchvision_compat: bool = False
+    ) -> None:
         self.path = os.fspath(path)
         self.info: MediaInfo = probe(self.path, audio_stream=audio_stream)
         self.video_span: tuple[int, int] = self.info.video_span
         self.audio_span: tuple[int, int] = self.info.audio_span
         self._video = VideoDecoder(self.path, self.info)
-        self._audio = AudioDecoder(self.path, self.info)
+        self._audio = AudioDecoder(self.path, self.info, torchvision_compat=torchvision_compat)
 
     @property
     def frame_size(self) -> tuple[int, int]:
