@@ -1,0 +1,74 @@
+"""The one place avsync runs an ffmpeg binary (remuxing needs the command line's muxers).
+
+Which binary: ``$AVSYNC_FFMPEG`` if set, else the static build the ``imageio-ffmpeg`` package
+bundles (a dependency, so always there; a known, recent FFmpeg the tests run against), else
+``ffmpeg`` on PATH. The bundled build comes first because distribution builds can be old: the
+remux needs the ``noise`` bitstream filter's ``drop`` expression (FFmpeg >= 5), and FFmpeg 5.1
+still misplaces a shifted Opus track in WebM by its 6.5 ms pre-skip and rounds MP4 edit lists to
+milliseconds. Decoding never needs a binary (it uses PyAV's FFmpeg).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+
+from ..errors import MediaError
+
+FFMPEG_ENV = "AVSYNC_FFMPEG"  # path of the ffmpeg binary to use, overriding the search
+# ffmpeg's closing lines that only say THAT it failed; the line before them says why.
+_GENERIC = re.compile(
+    r"^(Conversion failed!|Exiting normally.*|Error opening output files?\b.*|Error initializing.*|"
+    r"Could not write header.*|Error while opening encoder.*|Terminating thread.*|Nothing was written.*)$",
+    re.IGNORECASE,
+)
+_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[mp4 @ 0x55d0c0ffee00] "
+
+
+def find_ffmpeg() -> str:
+    """The ffmpeg binary to run; MediaError saying how to get one if there is none."""
+    override = os.environ.get(FFMPEG_ENV)
+    if override:
+        if shutil.which(override) is None:
+            raise MediaError(f"{FFMPEG_ENV} points to {override!r}, which is not an executable")
+        return override
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError, OSError) as exc:
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+        raise MediaError(
+            "no ffmpeg binary found: `pip install imageio-ffmpeg` (bundles one), or install ffmpeg "
+            f"(e.g. `apt install ffmpeg`, `brew install ffmpeg`), or set {FFMPEG_ENV} to its path ({exc})"
+        ) from exc
+
+
+def last_meaningful_line(stderr: str) -> str:
+    """The line of ffmpeg's error output that says why it failed."""
+    lines = [_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
+    lines = [line for line in lines if line]
+    for line in reversed(lines):
+        if not _GENERIC.match(line):
+            return line
+    return lines[-1] if lines else "no error message"
+
+
+def run_ffmpeg(args: Sequence[str], path_for_errors: str | os.PathLike) -> list[str]:
+    """Run ``ffmpeg <args>`` quietly; a failure becomes a MediaError naming the file and why.
+
+    Returns the full command that ran (for logs and results).
+    """
+    cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+    except OSError as exc:
+        raise MediaError(f"cannot run {cmd[0]} ({exc})", path_for_errors) from exc
+    if proc.returncode != 0:
+        raise MediaError(f"ffmpeg failed: {last_meaningful_line(proc.stderr)}", path_for_errors)
+    return cmd

@@ -1,0 +1,217 @@
+"""fix_offset moves the sound by exactly the offset, keeps everything else, and never harms the input.
+
+Checked on the decoded output: the white flash stays on its frame and the click moves by the
+offset (within 1 ms), in each container; streams, chapters and metadata survive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import av
+import pytest
+from media_synth import Clip, cached_clip, measure
+
+from sparsesync_cli.errors import MediaError, UsageError
+from sparsesync_cli.media import ffmpeg as ffmpeg_mod
+from sparsesync_cli.media.ffmpeg import find_ffmpeg, last_meaningful_line, run_ffmpeg
+from sparsesync_cli.media.probe import probe
+from sparsesync_cli.media.remux import fix_offset
+
+CLICK_TOLERANCE_SEC = 0.001
+# Matroska/WebM store milliseconds, so each file pins its audio to +-0.5 ms, and FFmpeg rounds
+# the Opus pre-skip it re-applies after a cut once more: compare two such files to 1 ms + 1 tick.
+MATROSKA_TOLERANCE_SEC = 0.002
+
+FIX_CLIPS = [
+    Clip(),  # H.264 + AAC in MP4: edit lists, priming
+    Clip(container="mov", vcodec="prores_ks", pix_fmt="yuv422p10le", acodec="pcm_s16le"),
+    Clip(container="mkv", acodec="ac3", layout="5.1"),
+    Clip(container="webm", vcodec="libvpx-vp9", acodec="libopus"),
+    Clip(container="ts"),
+]
+
+
+@pytest.fixture(scope="session")
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("offset", [0.4, -0.4], ids=["audio-early", "audio-late"])
+@pytest.mark.parametrize("clip", FIX_CLIPS, ids=lambda c: c.name)
+def test_the_click_moves_by_the_offset_and_the_picture_stays(
+    media_root: Path, tmp_path: Path, clip: Clip, offset: float
+) -> None:
+    src = cached_clip(media_root, clip).path
+    src_hash = digest(src)
+    dst = tmp_path / f"fixed{src.suffix}"
+    result = fix_offset(src, dst, offset)
+    before, after = measure(src), measure(dst)
+    if clip.container == "ts":
+        # MPEG-TS has no fixed origin (file time 0 is its earliest packet, which the shift may
+        # change): compare the click with the start of the picture.
+        moved = (after.click_sec - after.video_start_sec) - (before.click_sec - before.video_start_sec)
+    else:
+        assert after.flash_frame == before.flash_frame
+        assert after.video_span == before.video_span
+        moved = after.click_sec - before.click_sec
+    tolerance = MATROSKA_TOLERANCE_SEC if clip.container in ("mkv", "webm") else CLICK_TOLERANCE_SEC
+    assert abs(moved - offset) <= tolerance  # audio early (> 0) is delayed, late advanced
+    assert result.audio_shift_sec == offset and result.audio_streams == (probe(src).audio.index,)
+    assert result.streams == len(av.open(str(src)).streams)
+    assert digest(src) == src_hash  # the input is untouched
+    assert [p.name for p in tmp_path.iterdir()] == [dst.name]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_streams_chapters_and_metadata_survive(media_root: Path, tmp_path: Path, suffix: str) -> None:
+    src = cached_clip(media_root, Clip(extra_audio=True, chapters=True)).path
+    dst = tmp_path / f"fixed{suffix}"
+    result = fix_offset(src, dst, 0.25)
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        assert [len(b.streams.video), len(b.streams.audio)] == [1, 2]
+        assert [s.metadata.get("language") for s in b.streams.audio] == ["eng", "fra"]
+        tags = {k.lower(): v for k, v in b.metadata.items()}  # Matroska spells tags in capitals
+        assert tags["title"] == a.metadata["title"] == "avsync synthetic clip"
+        assert tags["comment"] == a.metadata["comment"]
+        chapters = [(float(c["start"] * c["time_base"]), c["metadata"].get("title")) for c in b.chapters()]
+        assert chapters == [(0.0, "one"), (3.0, "two")]
+        # MP4 keeps its chapters as a text track too: rebuilt once, never duplicated.
+        assert len(b.streams) == len(a.streams) - (1 if suffix == ".mkv" else 0) == result.streams
+    assert result.chapters == 2 and len(result.audio_streams) == 2
+    # All audio tracks moved together.
+    for i, click in enumerate(
+        (
+            cached_clip(media_root, Clip(extra_audio=True, chapters=True)).click_sec,
+            cached_clip(media_root, Clip(extra_audio=True, chapters=True)).extra_click_sec,
+        )
+    ):
+        assert abs(measure(dst, audio_stream=i).click_sec - (click + 0.25)) <= CLICK_TOLERANCE_SEC
+
+
+def test_only_the_chosen_audio_stream_moves(media_root: Path, tmp_path: Path) -> None:
+    truth = cached_clip(media_root, Clip(extra_audio=True))
+    dst = tmp_path / "fixed.mp4"
+    result = fix_offset(truth.path, dst, -0.3, audio_stream=1)
+    assert result.audio_streams == (probe(truth.path, audio_stream=1).audio.index,)
+    assert abs(measure(dst, audio_stream=0).click_sec - truth.click_sec) <= CLICK_TOLERANCE_SEC
+    assert abs(measure(dst, audio_stream=1).click_sec - (truth.extra_click_sec - 0.3)) <= CLICK_TOLERANCE_SEC
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_advancing_past_zero_trims_the_audio_and_keeps_the_video(
+    media_root: Path, tmp_path: Path, suffix: str
+) -> None:
+    src = cached_clip(media_root, Clip()).path
+    dst = tmp_path / f"fixed{suffix}"
+    result = fix_offset(src, dst, -0.5)
+    assert result.audio_trimmed_sec == pytest.approx(0.5)
+    before, after = probe(src), probe(dst)
+    assert after.video.start_sec == pytest.approx(before.video.start_sec, abs=1e-3)
+    assert after.video_span == before.video_span  # the picture still starts at zero
+    # MP4 cuts sample-exactly (edit list). Matroska drops the AAC frames that start before zero,
+    # and FFmpeg re-applies the codec delay (one more frame) to the first one it keeps.
+    assert 0.0 <= after.audio.start_sec <= (0.001 if suffix == ".mp4" else 2 * 1024 / 48000 + 0.001)
+    assert after.audio.end_sec == pytest.approx(before.audio.end_sec - 0.5, abs=1e-3)
+
+
+def test_a_container_change_follows_the_extension(media_root: Path, tmp_path: Path) -> None:
+    truth = cached_clip(media_root, Clip(container="mkv"))
+    dst = tmp_path / "fixed.mp4"
+    fix_offset(truth.path, dst, 0.2)
+    assert probe(dst).format_name.startswith("mov,mp4")
+    assert abs(measure(dst).click_sec - (truth.click_sec + 0.2)) <= CLICK_TOLERANCE_SEC
+
+
+# -- refusals and failures --------------------------------------------------------------------
+
+
+def test_an_existing_output_is_kept_unless_forced(media_root: Path, tmp_path: Path) -> None:
+    src = cached_clip(media_root, Clip()).path
+    dst = tmp_path / "taken.mp4"
+    dst.write_bytes(b"precious")
+    with pytest.raises(UsageError, match="exists"):
+        fix_offset(src, dst, 0.2)
+    assert dst.read_bytes() == b"precious"
+    fix_offset(src, dst, 0.2, force=True)
+    assert probe(dst).audio.start_sec > 0.1
+
+
+def test_the_input_is_never_the_output(media_root: Path, tmp_path: Path) -> None:
+    src = tmp_path / "clip.mp4"
+    src.write_bytes(cached_clip(media_root, Clip()).path.read_bytes())
+    src_hash = digest(src)
+    link = tmp_path / "link.mp4"
+    link.symlink_to(src)
+    hard = tmp_path / "hard.mp4"
+    os.link(src, hard)
+    for dst in (src, link, hard, tmp_path / "." / "clip.mp4"):
+        with pytest.raises(UsageError, match="the output is the input file"):
+            fix_offset(src, dst, 0.2, force=True)
+    assert digest(src) == src_hash
+
+
+@pytest.mark.parametrize(
+    ("name", "error", "match"),
+    [
+        ("missing/out.mp4", UsageError, "output folder does not exist"),
+        ("noextension", UsageError, "needs an extension"),
+        ("out.avi", UsageError, "cannot shift the audio without re-encoding"),
+        ("out.webm", MediaError, "ffmpeg failed: Only VP8 or VP9 or AV1 video"),  # H.264 + AAC do not fit
+    ],
+)
+def test_outputs_that_cannot_work_fail_cleanly(
+    media_root: Path, tmp_path: Path, name: str, error: type[Exception], match: str
+) -> None:
+    src = cached_clip(media_root, Clip()).path
+    with pytest.raises(error, match=match) as err:
+        fix_offset(src, tmp_path / name, 0.2)
+    named = tmp_path / name if error is UsageError else src  # the output is wrong, or ffmpeg on src
+    assert "\n" not in str(err.value) and str(err.value).startswith(f"{named}: ")
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary file left
+
+
+def test_a_bad_input_is_a_media_error(tmp_path: Path) -> None:
+    with pytest.raises(MediaError, match="no such file"):
+        fix_offset(tmp_path / "nope.mp4", tmp_path / "out.mp4", 0.2)
+    junk = tmp_path / "junk.mp4"
+    junk.write_text("not a video")
+    with pytest.raises(MediaError, match="not a readable media file"):
+        fix_offset(junk, tmp_path / "out.mp4", 0.2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.mp4"]
+
+
+# -- the ffmpeg binary ------------------------------------------------------------------------
+
+
+def test_find_ffmpeg_honours_the_override_and_explains_a_missing_binary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ffmpeg_mod.FFMPEG_ENV, str(tmp_path / "no-ffmpeg"))
+    with pytest.raises(MediaError, match="AVSYNC_FFMPEG points to"):
+        find_ffmpeg()
+    monkeypatch.delenv(ffmpeg_mod.FFMPEG_ENV)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # not installed
+    monkeypatch.setenv("PATH", str(tmp_path))  # and no ffmpeg on PATH
+    with pytest.raises(MediaError, match="no ffmpeg binary found: `pip install imageio-ffmpeg`"):
+        find_ffmpeg()
+
+
+def test_an_ffmpeg_failure_says_why_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(MediaError) as err:
+        run_ffmpeg(["-i", str(tmp_path / "absent.mkv"), "-f", "null", "-"], tmp_path / "absent.mkv")
+    assert str(err.value).startswith(f"{tmp_path / 'absent.mkv'}: ffmpeg failed: ")
+    assert "No such file or directory" in str(err.value) and "\n" not in str(err.value)
+    stderr = (
+        "[mp4 @ 0x55d0c0ffee00] Could not find tag for codec vorbis in stream #1, codec not currently "
+        "supported in container\n[out#0/mp4 @ 0x5] Could not write header (incorrect codec parameters ?): "
+        "Invalid argument\nConversion failed!\n"
+    )
+    assert last_meaningful_line(stderr).startswith("Could not find tag for codec vorbis in stream #1")
