@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .clock import CLOCK, SIGN, describe_offset
+from .clock import CLOCK, IN_SYNC_TOLERANCE_SEC, SIGN, describe_offset
 from .errors import AvsyncError
 from .report_assets import CSS, JS
 from .svgtext import esc, fmt_signed, fmt_time
 from .syncmap import LOW_CONFIDENCE, has_sync_map, sync_map_svg, write_text_atomic
 
-IN_SYNC_SEC = 0.1  # |offset| below this is "in sync": half the model's 0.2 s class step
+IN_SYNC_SEC = IN_SYNC_TOLERANCE_SEC  # one threshold for words, report and fix (clock.py)
 SCHEMA = "avsync.result/1"
 THUMB_SIZE = (240, 80)  # px, the sync map in a table row
 FULL_SIZE = (900, 400)  # px, the sync map a click reveals
