@@ -1,0 +1,125 @@
+"""Fast, pickle-free reloads of registry models: safetensors next to the downloaded checkpoint.
+
+The first load of a registry model reads the verified official checkpoint with the safe
+unpickler (:mod:`sparsesync_cli.checkpoint`), then keeps its weights as ``model.safetensors``
+and its config as ``model.json`` in the model's cache folder. Later loads read those two
+files: no pickle at all, and no optimizer state to skip (official ``.pt`` files carry one).
+The JSON records the sha256 of the checkpoint the weights came from; when the registry pins
+another checksum the safetensors copy is rebuilt rather than trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import CheckpointError
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
+    from .registry import ModelEntry
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+META_SCHEMA = "avsync.model-cache/1"
+
+
+def _checkpoint_sha256(checkpoint_path: Path) -> str | None:
+    """The sha256 recorded when the checkpoint was verified (see checksum.py), if any."""
+    from .checksum import RECORD_SUFFIX
+
+    record = checkpoint_path.with_name(checkpoint_path.name + RECORD_SUFFIX)
+    try:
+        return json.loads(record.read_text()).get("sha256")
+    except (OSError, ValueError):
+        return None
+
+
+def read_cached(entry: ModelEntry, folder: Path) -> Checkpoint | None:
+    """The cached weights and config of ``entry``, or None when absent, stale or unreadable."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .checkpoint import Checkpoint
+
+    weights, meta_path = folder / WEIGHTS_FILE, folder / META_FILE
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if meta.get("schema") != META_SCHEMA or meta.get("id") != entry.id:
+        return None
+    pinned = entry.checkpoint.sha256
+    if pinned and meta.get("source_sha256") != pinned:
+        return None
+    try:
+        state_dict = load_file(weights)
+    except (OSError, SafetensorError):
+        return None
+    return Checkpoint(state_dict=state_dict, config=meta.get("config"), path=os.fspath(weights))
+
+
+def write_cached(checkpoint: Checkpoint, entry: ModelEntry, folder: Path, source: Path) -> None:
+    """Save weights and config for pickle-free reloads (atomically: temp files, then rename)."""
+    from safetensors.torch import save_file
+
+    meta: dict[str, Any] = {
+        "schema": META_SCHEMA,
+        "id": entry.id,
+        "name": entry.name,
+        "family": entry.family,
+        "source": os.fspath(source),
+        "source_sha256": _checkpoint_sha256(source) or entry.checkpoint.sha256,
+        "config": checkpoint.config,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    # safetensors refuses tensors that share memory; official state dicts have none, but copy
+    # to be safe (a one-off cost on the first load).
+    tensors = {k: v.detach().contiguous().clone() for k, v in checkpoint.state_dict.items()}
+    _atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
+    text = json.dumps(meta, indent=1)
+    _atomic(folder / META_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def _atomic(dest: Path, write: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".incomplete", dir=dest.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_registered_checkpoint(
+    name: str | None,
+    *,
+    progress: Callable[[str, int, int | None], None] | None = None,
+) -> tuple[Checkpoint, ModelEntry]:
+    """The checkpoint of a registry model: from the safetensors cache, else downloaded/verified.
+
+    ``name`` None means the registry's default model.
+    """
+    from .checkpoint import load_checkpoint
+    from .download import ensure_files, model_cache_dir
+    from .registry import default_model_name, get_entry
+
+    entry = get_entry(name or default_model_name())
+    folder = model_cache_dir(entry)
+    cached = read_cached(entry, folder)
+    if cached is not None:
+        return cached, entry
+    files = ensure_files(entry, progress=progress)
+    ckpt = load_checkpoint(files.checkpoint, files.config)
+    try:
+        write_cached(ckpt, entry, folder, Path(files.checkpoint))
+    except OSError:
+        pass  # a read-only cache still works, only without the fast path
+    except ValueError as e:  # safetensors cannot hold something in the state dict
+        raise CheckpointError(f"cannot cache the weights as safetensors ({e})", files.checkpoint) from None
+    return ckpt, entry
