@@ -1,0 +1,242 @@
+"""Whole-file prediction: plan windows, decode them ahead of the model, aggregate.
+
+Data flows one way: file -> :class:`~sparsesync_cli.media.decode.MediaReader` (frames and
+samples placed by presentation time) -> centre crop -> model logits per window -> aggregate ->
+:class:`~sparsesync_cli.results.SyncResult`. Decoding runs in a background thread that fills a
+small bounded queue, so the model never waits for the decoder on CPU and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import AvsyncError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .results import SyncResult
+    from .sync_model import SyncModel
+    from .windows import Window
+
+VIDEO_EXTENSIONS = (
+    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+    ".flv", ".wmv", ".3gp", ".ogv", ".mxf",
+)  # fmt: skip
+PREFETCH_BATCHES = 2  # decoded batches waiting for the model: enough to hide decode time, small in memory
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to look at a file. Defaults: the whole file, one window after another, no shift."""
+
+    start_sec: float | None = None
+    duration_sec: float | None = None
+    shift_sec: float = 0.0
+    stride_sec: float | None = None
+    batch_size: int = 1
+    audio_stream: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if self.stride_sec is not None and self.stride_sec <= 0:
+            raise ValueError("stride_sec must be > 0")
+        if self.duration_sec is not None and self.duration_sec <= 0:
+            raise ValueError("duration_sec must be > 0")
+
+
+# progress(done_windows, total_windows) for one file
+WindowProgress = Callable[[int, int], None]
+
+
+def _read_window(reader, w: Window, geometry) -> tuple[np.ndarray, np.ndarray]:
+    """One window's centre-cropped frames ``(T, 3, 224, 224)`` and samples ``(N,)``.
+
+    A planned window's USED part lies inside both streams; its unused margins (Synchformer
+    reads 2 frames either side of the 4.8 s it uses) may not, and are filled with the nearest
+    frame. Audio outside the stream is silence (the reader's rule).
+    """
+    import numpy as np
+
+    from .features.common import center_crop
+    from .windows import clip_range
+
+    first, end, pad_before, pad_after = clip_range(
+        w.frame_start, w.frame_start + geometry.frames, reader.video_span
+    )
+    frames = center_crop(reader.read_frames(first, end - first)).numpy()
+    if pad_before or pad_after:
+        frames = np.concatenate(
+            [np.repeat(frames[:1], pad_before, axis=0), frames, np.repeat(frames[-1:], pad_after, axis=0)]
+        )
+    return frames, reader.read_audio(w.sample_start, geometry.samples)
+
+
+def _decode_batches(
+    reader, windows: Sequence[Window], batch_size: int, geometry
+) -> Iterator[tuple[list[Window], np.ndarray, np.ndarray]]:
+    """Decode windows in order, ``batch_size`` at a time, as (windows, frames uint8, audio)."""
+    import numpy as np
+
+    for i in range(0, len(windows), batch_size):
+        chunk = list(windows[i : i + batch_size])
+        pairs = [_read_window(reader, w, geometry) for w in chunk]
+        yield chunk, np.stack([f for f, _ in pairs]), np.stack([a for _, a in pairs])
+
+
+def _prefetch(it: Iterator, depth: int) -> Iterator:
+    """Run ``it`` in a thread, ``depth`` items ahead; re-raise its exception in the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put((None, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            q.put((e, None))
+            return
+        q.put((None, done))
+
+    t = threading.Thread(target=work, name="avsync-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            err, item = q.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        t.join(timeout=5)
+
+
+def predict_file(
+    path: str | os.PathLike,
+    model: SyncModel,
+    options: PredictOptions | None = None,
+    *,
+    on_window: WindowProgress | None = None,
+) -> SyncResult:
+    """Measure the audio-visual offset of one file.
+
+    Raises :class:`~sparsesync_cli.errors.AvsyncError` (one line naming the file and the cause)
+    when the file cannot be checked; :func:`iter_predictions` turns that into a failed result.
+    """
+    import numpy as np
+
+    from .aggregate import aggregate
+    from .media.decode import MediaReader
+    from .results import SyncResult, WindowResult
+    from .windows import plan_windows, window_at, window_starts_sec
+
+    options = options or PredictOptions()
+    path = os.fspath(path)
+    t0 = time.perf_counter()
+    geometry = model.geometry
+    with MediaReader(path, audio_stream=options.audio_stream) as reader:
+        # --start places the first window with the paper's arithmetic (window_at), so a window
+        # given in seconds reads what the reference reads; the rest follow it every stride.
+        anchor = window_at(options.start_sec, options.shift_sec) if options.start_sec is not None else None
+        windows = plan_windows(
+            reader.video_span,
+            reader.audio_span,
+            geometry,
+            stride_sec=options.stride_sec,
+            duration_sec=options.duration_sec,
+            shift_sec=options.shift_sec,
+            anchor=anchor,
+            path=path,
+        )
+        starts = window_starts_sec(windows, geometry)
+        window_results: list[WindowResult] = []
+        if on_window:
+            on_window(0, len(windows))
+        batches = _prefetch(_decode_batches(reader, windows, options.batch_size, geometry), PREFETCH_BATCHES)
+        for chunk, frames, audio in batches:
+            logits = model.logits(frames, audio)
+            for w, lg in zip(chunk, logits.tolist(), strict=True):
+                i = len(window_results)
+                window_results.append(WindowResult.from_logits(starts[i], w.shift_sec, lg, model.grid))
+            if on_window:
+                on_window(len(window_results), len(windows))
+        duration = reader.info.duration_sec
+    probs = np.array([w.probs for w in window_results], dtype=np.float64)
+    return SyncResult.from_aggregate(
+        path,
+        model=model.info.result_model(),
+        grid=model.grid,
+        windows=window_results,
+        aggregate=aggregate(probs, model.grid, starts),
+        duration_sec=duration,
+        elapsed_sec=time.perf_counter() - t0,
+    )
+
+
+def iter_predictions(
+    paths: Iterable[str | os.PathLike],
+    model: SyncModel,
+    options: PredictOptions | None = None,
+    *,
+    on_window: Callable[[str, int, int], None] | None = None,
+) -> Iterator[SyncResult]:
+    """Predict each file in turn; a file that fails yields a failed result and the batch goes on."""
+    from .results import SyncResult
+
+    for p in paths:
+        p = os.fspath(p)
+        cb = (lambda done, total, _p=p: on_window(_p, done, total)) if on_window else None
+        try:
+            yield predict_file(p, model, options, on_window=cb)
+        except AvsyncError as e:
+            yield SyncResult.failed(p, e, model=model.info.result_model(), grid=model.grid)
+
+
+def collect_media_files(
+    inputs: Iterable[str | os.PathLike],
+    *,
+    recursive: bool = False,
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+) -> list[Path]:
+    """Expand files and folders into the list of files to check, in a stable order.
+
+    Files named explicitly are kept whatever their extension (the user asked for them); files
+    found in folders are filtered by ``extensions``. A path that does not exist is kept, so it
+    is reported as a failed file rather than silently skipped.
+    """
+    exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = p.rglob("*") if recursive else p.iterdir()
+            files = sorted(f for f in found if f.is_file() and f.suffix.lower() in exts)
+        else:
+            # Named explicitly: kept whatever its extension, and when missing it fails as a
+            # file of the batch (a one-line error in the results) instead of stopping the run.
+            files = [p]
+        for f in files:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out
