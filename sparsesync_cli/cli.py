@@ -1,20 +1,65 @@
-"""The ``avsync`` command line: the only module that prints or imports typer and rich."""
+"""The ``avsync`` command line: the only module that prints or imports typer and rich.
+
+Results go to stdout, progress and messages to stderr. Exit codes: 0 every file was checked,
+1 a file failed (or any other error), 2 bad usage.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import __version__
+from .clock import SIGN
+from .errors import AvsyncError, UsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .results import SyncResult
+    from .sync_model import SyncModel
+
+SIGN_HELP = "Sign: a positive offset means the audio is EARLY (heard before it is seen); negative: late."
+CLOCK_HELP = "Times are file times (presentation timestamps), in seconds."
 
 app = typer.Typer(
     name="avsync",
-    help="Find and fix the offset between the sound and the picture of video files.",
+    help=(
+        "Find and fix the offset between the sound and the picture of video files, with SparseSync "
+        f"(BMVC 2022) or Synchformer (ICASSP 2024). {SIGN_HELP} {CLOCK_HELP}"
+    ),
     pretty_exceptions_show_locals=False,
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
+
+_state = {"debug": False}
+
+
+def _err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _out_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _fail(e: AvsyncError) -> typer.Exit:
+    """Print one line for a known error; the traceback only with --debug."""
+    if _state["debug"]:
+        raise e
+    _err_console().print(f"avsync: error: {e}", markup=False, soft_wrap=True)
+    return typer.Exit(2 if isinstance(e, UsageError) else 1)
 
 
 def _version(value: bool) -> None:
@@ -28,10 +73,585 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks for errors.")] = False,
 ) -> None:
     """Find and fix the offset between the sound and the picture of video files."""
+    _state["debug"] = debug
+
+
+# ---------------------------------------------------------------- shared options
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", "-m", help="Registry model name (see `avsync models`); default: the registry's default."
+    ),
+]
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option("--checkpoint", help="A checkpoint file (.pt/.pth) instead of a registry model."),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="The checkpoint's cfg-<id>.yaml, when the file lacks its config."),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+PrecisionOpt = Annotated[
+    str, typer.Option("--precision", help="auto (fp16 autocast on CUDA, fp32 on CPU), fp32, fp16 or bf16.")
+]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", min=1, help="CPU threads for the model (default: all cores).")
+]
+AudioStreamOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--audio-stream", min=0, help="Which audio stream to use: 0 = the first audio stream (default)."
+    ),
+]
+
+
+def _load_model(model, checkpoint, config, device, precision, threads) -> SyncModel:
+    from .sync_model import load_model
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if config is not None and checkpoint is None:
+        raise UsageError("--config goes with --checkpoint")
+    with _DownloadBar() as bar:
+        return load_model(
+            model,
+            checkpoint=checkpoint,
+            config=config,
+            device=device,
+            precision=precision,
+            progress=bar.update,
+        )
+
+
+class _DownloadBar:
+    """A rich progress bar on stderr for checkpoint downloads, shown only when one happens."""
+
+    def __init__(self) -> None:
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> _DownloadBar:
+        return self
+
+    def update(self, name: str, done: int, total: int | None) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("downloading {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=_err_console(),
+                transient=False,
+            )
+            self._progress.start()
+        if name not in self._tasks:
+            self._tasks[name] = self._progress.add_task(name, total=total)
+        self._progress.update(self._tasks[name], completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# ---------------------------------------------------------------- predict
+@app.command()
+def predict(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Video files and/or folders to check.", show_default=False, metavar="PATHS..."),
+    ],
+    model: ModelOpt = None,
+    checkpoint: CheckpointOpt = None,
+    config: ConfigOpt = None,
+    start: Annotated[
+        float | None,
+        typer.Option("--start", help="Look from this file time on (seconds; default: the start)."),
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Look at this many seconds (default: to the end).")
+    ] = None,
+    shift: Annotated[
+        float,
+        typer.Option(
+            "--shift",
+            help="Simulate an offset: read the audio X s later (X > 0 makes it X s EARLY), like the "
+            "paper's --offset_sec. Use it to check a model on a clip you know is in sync.",
+        ),
+    ] = 0.0,
+    stride: Annotated[
+        float | None, typer.Option("--stride", help="Seconds between window starts (default: 5, one window).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per model call.")] = 1,
+    audio_stream: AudioStreamOpt = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders too.")] = False,
+    ext: Annotated[
+        str | None,
+        typer.Option(
+            "--ext", help="Comma-separated extensions to pick from folders (default: common video)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per file on stdout (JSON Lines).")
+    ] = False,
+    jsonl: Annotated[
+        Path | None,
+        typer.Option(
+            "--jsonl", help="Append results to this JSON Lines report; files already in it are skipped."
+        ),
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write a CSV report (one row per file).")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a self-contained HTML report.")
+    ] = None,
+    show_windows: Annotated[bool, typer.Option("--windows", help="Show every window's verdict.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Measure the audio-visual offset of video files.
+
+    Each file is read in 5 s windows from start to end; the windows' verdicts are combined
+    into one offset with a confidence. Positive offset: the audio is EARLY; negative: late.
+    Times are file times (presentation timestamps). Exit code 0 when every file was checked,
+    1 when any failed, 2 for bad usage.
+    """
+    from .predict import VIDEO_EXTENSIONS, PredictOptions, collect_media_files
+
+    try:
+        options = _options(start, duration, shift, stride, batch_size, audio_stream)
+        exts = [e.strip() for e in ext.split(",") if e.strip()] if ext else VIDEO_EXTENSIONS
+        files = collect_media_files(paths, recursive=recursive, extensions=exts)
+        if not files:
+            raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+    except AvsyncError as e:
+        raise _fail(e) from None
+    except ValueError as e:
+        raise _fail(UsageError(str(e))) from None
+    del PredictOptions
+    results = _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_windows, quiet)
+    if report is not None:
+        try:
+            _write_html(results, report, sync_model, options)
+        except AvsyncError as e:
+            raise _fail(e) from None
+    if any(not r.get("ok") for r in results):
+        raise typer.Exit(1)
+
+
+def _options(start, duration, shift, stride, batch_size, audio_stream):
+    from .predict import PredictOptions
+
+    return PredictOptions(
+        start_sec=start,
+        duration_sec=duration,
+        shift_sec=shift,
+        stride_sec=stride,
+        batch_size=batch_size,
+        audio_stream=audio_stream,
+    )
+
+
+def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_windows, quiet) -> list[dict]:
+    """Check every file, writing reports as results arrive; returns every result as a dict."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .predict import iter_predictions
+    from .reports import CsvReport, JsonlReport, done_keys, file_key, read_jsonl
+    from .results import SyncResult
+
+    out, err = _out_console(), _err_console()
+    skipped: list[dict] = []
+    todo = list(files)
+    try:
+        if jsonl is not None and jsonl.exists():
+            done = done_keys(jsonl, model=sync_model.info.name)
+            previous = {os.path.realpath(r["path"]): r for r in read_jsonl(jsonl) if r.get("ok")}
+            todo = []
+            for f in files:
+                key = file_key(f)
+                if key is not None and key in done:
+                    skipped.append(previous[key[0]])
+                else:
+                    todo.append(f)
+            if skipped:
+                err.print(f"avsync: {len(skipped)} file(s) already in {jsonl}, skipping them", markup=False)
+        jsonl_report = JsonlReport(jsonl) if jsonl is not None else None
+    except AvsyncError as e:
+        raise _fail(e) from None
+    csv_report = CsvReport(csv_path) if csv_path is not None else None
+    for r in skipped:
+        if csv_report:
+            csv_report.add(r)
+        if as_json:
+            out.out(json.dumps(r), highlight=False)
+        else:
+            out.print(
+                _summary_line(SyncResult.from_dict(r)) + " (from the report)", markup=False, soft_wrap=True
+            )
+
+    results: list[dict] = list(skipped)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    )
+    files_task = progress.add_task("files", total=len(todo))
+    win_task = progress.add_task("windows", total=None)
+
+    def on_window(path: str, done: int, total: int) -> None:
+        progress.update(win_task, description=f"  {Path(path).name}", completed=done, total=total)
+
+    try:
+        with progress:
+            for result in iter_predictions(todo, sync_model, options, on_window=on_window):
+                d = result.to_dict()
+                results.append(d)
+                if jsonl_report:
+                    jsonl_report.append(d)
+                if csv_report:
+                    csv_report.add(d)
+                progress.advance(files_task)
+                if as_json:
+                    out.out(json.dumps(d), highlight=False)
+                else:
+                    out.print(_summary_line(result), markup=False, soft_wrap=True)
+                    if show_windows and result.ok:
+                        out.print(_windows_table(result))
+    finally:
+        if jsonl_report:
+            jsonl_report.close()
+        if csv_report:
+            csv_report.close()
+    if not as_json and len(files) > 1:
+        out.print(_batch_table(results))
+    elif as_json and len(files) > 1:
+        n_fail = sum(1 for r in results if not r.get("ok"))
+        err.print(f"avsync: {len(results) - n_fail} file(s) checked, {n_fail} failed", markup=False)
+    if len(files) == 1 and not as_json and results and results[0].get("ok"):
+        out.print(_detail(results[0]), markup=False, soft_wrap=True)
+    return results
+
+
+def _summary_line(result: SyncResult) -> str:
+    name = result.path
+    if not result.ok:
+        return f"{name}: FAILED: {result.error}"
+    conf = f"confidence {result.confidence:.2f}" if result.confidence is not None else ""
+    drift = (
+        f", drifting {result.drift_sec_per_min:+.2f} s/min" if result.drift_sec_per_min is not None else ""
+    )
+    return f"{name}: {result.offset_words} ({result.offset_sec:+.2f} s), {conf}{drift}"
+
+
+def _detail(d: dict) -> str:
+    """The extra lines for a single file: top-3 offsets of the combined verdict, range, sign."""
+    import numpy as np
+
+    from .aggregate import aggregate
+
+    grid = d["grid"]
+    post = np.array(
+        aggregate(
+            np.array([w["probs"] for w in d["windows"]]), grid, [w["start_sec"] for w in d["windows"]]
+        ).posterior
+    )
+    top3 = ", ".join(f"{grid[i]:+.1f} s (p={post[i]:.3f})" for i in np.argsort(post)[::-1][:3])
+    lo, hi = d["range_sec"]
+    return "\n".join(
+        [
+            f"  model {d['model']['name']} ({d['model']['family']}), {len(d['windows'])} window(s), "
+            f"agreement {d['agreement']:.2f}",
+            f"  top-3 offsets: {top3}",
+            f"  range {lo:+.1f}..{hi:+.1f} s in {d['resolution_sec']:.1f} s steps; {SIGN}",
+        ]
+    )
+
+
+def _windows_table(result: SyncResult):
+    from rich.table import Table
+
+    t = Table(title=f"windows of {Path(result.path).name}", title_justify="left")
+    for col in ("start (s)", "shift (s)", "offset (s)", "confidence"):
+        t.add_column(col, justify="right")
+    for w in result.windows:
+        t.add_row(f"{w.start_sec:.2f}", f"{w.shift_sec:+.2f}", f"{w.offset_sec:+.2f}", f"{w.confidence:.2f}")
+    return t
+
+
+def _batch_table(results: list[dict]):
+    from rich.table import Table
+
+    ok = sum(1 for r in results if r.get("ok"))
+    t = Table(
+        title=f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed", title_justify="left"
+    )
+    for col, just in (
+        ("file", "left"),
+        ("offset (s)", "right"),
+        ("verdict", "left"),
+        ("confidence", "right"),
+    ):
+        t.add_column(col, justify=just, overflow="fold")
+    for r in results:
+        if r.get("ok"):
+            drift = r.get("drift_sec_per_min")
+            words = r["offset_words"] + (f", drift {drift:+.2f} s/min" if drift is not None else "")
+            t.add_row(r["path"], f"{r['offset_sec']:+.2f}", words, f"{r['confidence']:.2f}")
+        else:
+            t.add_row(r["path"], "", f"FAILED: {r['error']}", "")
+    return t
+
+
+def _write_html(results: list[dict], path: Path, sync_model, options) -> None:
+    from dataclasses import asdict
+
+    from .html_report import write_html_report
+
+    settings = {"model": sync_model.info.name, "device": sync_model.info.device, **asdict(options)}
+    write_html_report(results, path, settings=settings)
+    _err_console().print(f"avsync: wrote {path}", markup=False)
+
+
+# ---------------------------------------------------------------- report
+@app.command("report")
+def report_cmd(
+    jsonl: Annotated[Path, typer.Argument(help="A JSON Lines report written by `avsync predict --jsonl`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    title: Annotated[str, typer.Option("--title", help="The report's title.")] = "avsync report",
+    maps: Annotated[
+        Path | None, typer.Option("--maps", help="Also write one SVG sync map per file into this folder.")
+    ] = None,
+) -> None:
+    """Turn a JSONL report into one self-contained HTML page with a sync map per file."""
+    from .html_report import write_html_report
+    from .reports import latest_results, read_jsonl
+    from .syncmap import has_sync_map, write_sync_map
+
+    try:
+        results = latest_results(read_jsonl(jsonl))
+        write_html_report(results, output, title=title)
+        if maps is not None:
+            maps.mkdir(parents=True, exist_ok=True)
+            for i, r in enumerate(results):
+                if has_sync_map(r):
+                    write_sync_map(r, maps / f"{i:04d}_{Path(r['path']).stem}.svg")
+    except AvsyncError as e:
+        raise _fail(e) from None
+    except OSError as e:
+        raise _fail(AvsyncError(f"cannot write: {e.strerror or e}", e.filename)) from None
+    _err_console().print(f"avsync: wrote {output} ({len(results)} file(s))", markup=False)
+
+
+# ---------------------------------------------------------------- fix
+FIX_SKIPPED_EXIT = 3  # `fix` measured the offset but was not sure enough to apply it
+
+
+@app.command()
+def fix(
+    src: Annotated[
+        Path, typer.Argument(help="The video to correct (never modified).", show_default=False, metavar="SRC")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the corrected copy.")],
+    offset: Annotated[
+        float | None,
+        typer.Option(
+            "--offset",
+            help="The offset to correct, in seconds: > 0 means the audio is EARLY and gets delayed by "
+            "that much; < 0 means it is late and gets advanced. Without it, avsync measures the offset.",
+        ),
+    ] = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option(
+            "--min-confidence", min=0.0, max=1.0, help="When measuring: apply the fix only this sure."
+        ),
+    ] = 0.8,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be done; write nothing.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+    audio_stream: AudioStreamOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as one JSON object.")] = False,
+    model: ModelOpt = None,
+    checkpoint: CheckpointOpt = None,
+    config: ConfigOpt = None,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Write a copy of SRC whose audio is moved into sync (stream copy: no re-encode).
+
+    An offset > 0 (audio EARLY) delays the audio by that much; < 0 advances it (audio before
+    the start is trimmed). Without --offset the offset is measured first, and the fix is
+    skipped (exit code 3) when the measurement is not sure enough: confidence below
+    --min-confidence, drift along the file, windows that disagree, or an offset at the edge
+    of the model's range. Times are file times (presentation timestamps).
+    """
+    from .fixing import decide_fix, plan_fix
+
+    out = _out_console()
+    try:
+        measured = None
+        if offset is None:
+            sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+            measured = _measure_one(src, sync_model, audio_stream)
+            decision = decide_fix(measured, min_confidence=min_confidence)
+        else:
+            decision = plan_fix(offset)
+        if not decision.apply:
+            _report_fix(out, as_json, src, output, decision, measured, None, dry_run)
+            raise typer.Exit(FIX_SKIPPED_EXIT)
+        done = None
+        if not dry_run:
+            from .media.remux import fix_offset
+
+            done = fix_offset(src, output, decision.offset_sec, audio_stream=audio_stream, force=force)
+        _report_fix(out, as_json, src, output, decision, measured, done, dry_run)
+    except AvsyncError as e:
+        raise _fail(e) from None
+
+
+def _measure_one(src: Path, sync_model, audio_stream):
+    from .predict import PredictOptions, predict_file
+
+    err = _err_console()
+    err.print(f"avsync: measuring the offset of {src} ...", markup=False)
+    return predict_file(src, sync_model, PredictOptions(audio_stream=audio_stream))
+
+
+def _report_fix(out, as_json, src, output, decision, measured, done, dry_run) -> None:
+    if as_json:
+        d = {
+            "input": str(src),
+            "output": None if (dry_run or done is None) else str(output),
+            "applied": done is not None,
+            "dry_run": dry_run,
+            "offset_sec": decision.offset_sec,
+            "reason": decision.reason,
+            "measured": measured.to_dict() if measured is not None else None,
+            "trimmed_audio_sec": done.audio_trimmed_sec if done else None,
+            "sign": SIGN,
+        }
+        out.out(json.dumps(d), highlight=False)
+        return
+    if measured is not None:
+        out.print(_summary_line(measured), markup=False, soft_wrap=True)
+    if not decision.apply:
+        out.print(f"not fixed: {decision.reason}", markup=False)
+    elif dry_run:
+        out.print(f"dry run: would write {output} with {decision.action}", markup=False)
+    else:
+        trimmed = (
+            f" ({done.audio_trimmed_sec:.2f} s of audio before the start trimmed)"
+            if done.audio_trimmed_sec
+            else ""
+        )
+        out.print(f"wrote {output}: {decision.action}{trimmed}", markup=False)
+
+
+# ---------------------------------------------------------------- models / download
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """List the models avsync knows, whether they are cached, and their terms."""
+    from rich.table import Table
+
+    from .download import model_status
+    from .registry import default_model_name, load_registry
+
+    try:
+        reg = load_registry()
+        default = default_model_name()
+        rows = []
+        for entry in reg.values():
+            st = model_status(entry)
+            acc = entry.accuracy
+            rows.append(
+                {
+                    "name": entry.name,
+                    "default": entry.name == default,
+                    "family": entry.family,
+                    "id": entry.id,
+                    "classes": entry.classes,
+                    "range_sec": [-entry.max_offset_sec, entry.max_offset_sec],
+                    "training_data": entry.training_data,
+                    "accuracy": f"{acc.top1:g} % on {acc.test_set}" if acc else None,
+                    "cached": st.cached,
+                    "size_bytes": st.size_bytes,
+                    "licence": entry.licence,
+                }
+            )
+    except AvsyncError as e:
+        raise _fail(e) from None
+    out = _out_console()
+    if as_json:
+        out.out(json.dumps(rows, indent=1), highlight=False)
+        return
+    t = Table(title="avsync models (* = default)", title_justify="left")
+    for col in ("name", "classes", "range", "training data", "accuracy (Acc@1)", "cached", "size", "licence"):
+        t.add_column(col, overflow="fold")
+    for r in rows:
+        size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "?"
+        t.add_row(
+            r["name"] + (" *" if r["default"] else ""),
+            str(r["classes"]),
+            f"±{r['range_sec'][1]:.1f} s",
+            r["training_data"],
+            r["accuracy"] or "",
+            "yes" if r["cached"] else "no",
+            size,
+            r["licence"],
+        )
+    out.print(t)
+
+
+@app.command()
+def download(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Models to fetch (default: the default model).")
+    ] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Fetch every model in the registry.")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Re-hash files already in the cache.")] = False,
+) -> None:
+    """Download and verify checkpoints into the cache, for offline use later."""
+    from .download import ensure_files
+    from .registry import default_model_name, get_entry, load_registry
+
+    out = _out_console()
+    try:
+        wanted = list(load_registry()) if all_models else (names or [default_model_name()])
+        entries = [get_entry(n) for n in wanted]
+        with _DownloadBar() as bar:
+            for entry in entries:
+                files = ensure_files(entry, progress=bar.update, verify=verify)
+                out.print(f"{entry.name}: {files.checkpoint}", markup=False, soft_wrap=True)
+    except AvsyncError as e:
+        raise _fail(e) from None
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("avsync: interrupted", file=sys.stderr)
+        sys.exit(130)
