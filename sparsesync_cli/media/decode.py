@@ -21,6 +21,7 @@ from types import TracebackType
 
 import numpy as np
 
+from ..clock import SHORT_SIDE
 from .audio import AudioDecoder
 from .probe import MediaInfo, probe
 from .video import VideoDecoder
@@ -37,6 +38,8 @@ class MediaReader:
     the spectrogram is standardised over the window, so these 36 ms move a window's logits by
     O(1) in the conformance fixtures. Placement is unchanged (still by timestamp); only the
     values of the first codec frame differ. Pass False to decode them as a player does.
+    ``short_side``: frames are scaled so their shorter side has this many pixels (the papers'
+    256; av-benchmark's DeSync protocol uses 224).
 
     ``video_span = (first, end)``: the 25 fps grid indices that have a picture. ``first`` is the
     first picture's file time times 25 rounded to nearest, halves away from zero, as ffmpeg's
@@ -46,13 +49,18 @@ class MediaReader:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, audio_stream: int | None = None, torchvision_compat: bool = True
+        self,
+        path: str | os.PathLike,
+        *,
+        audio_stream: int | None = None,
+        torchvision_compat: bool = True,
+        short_side: int = SHORT_SIDE,
     ) -> None:
         self.path = os.fspath(path)
         self.info: MediaInfo = probe(self.path, audio_stream=audio_stream)
         self.video_span: tuple[int, int] = self.info.video_span
         self.audio_span: tuple[int, int] = self.info.audio_span
-        self._video = VideoDecoder(self.path, self.info)
+        self._video = VideoDecoder(self.path, self.info, short_side)
         self._audio = AudioDecoder(self.path, self.info, torchvision_compat=torchvision_compat)
 
     @property

@@ -35,7 +35,9 @@ SCALE_THREADS = min(
 MAX_EOF_HOLD_FRAMES = 2  # beyond the last picture's own duration, hold it this many grid frames at most
 
 
-def output_size(width: int, height: int, sar: Fraction, rotation: int) -> tuple[int, int]:
+def output_size(
+    width: int, height: int, sar: Fraction, rotation: int, short_side: int = SHORT_SIDE
+) -> tuple[int, int]:
     """(W, H) of the output frames: the displayed picture scaled to a shorter side of 256, even.
 
     With square pixels and no rotation this is exactly ffmpeg's
@@ -45,16 +47,16 @@ def output_size(width: int, height: int, sar: Fraction, rotation: int) -> tuple[
     dh: float = height
     if rotation in (90, 270):
         dw, dh = dh, dw
-    w = int(dw * SHORT_SIDE / min(dw, dh))
-    h = int(dh * SHORT_SIDE / min(dw, dh))
+    w = int(dw * short_side / min(dw, dh))
+    h = int(dh * short_side / min(dw, dh))
     return w - w % 2, h - h % 2
 
 
 class _Scaler:
     """The paper's per-picture filter chain, rebuilt when the decoded format or size changes."""
 
-    def __init__(self, rotation: int, sar: Fraction, time_base: Fraction) -> None:
-        self._rotation, self._sar, self._tb = rotation, sar, time_base
+    def __init__(self, rotation: int, sar: Fraction, time_base: Fraction, short_side: int) -> None:
+        self._rotation, self._sar, self._tb, self._short = rotation, sar, time_base, short_side
         self._key: tuple[str, int, int] | None = None
         self._graph: Any = None
 
@@ -66,7 +68,7 @@ class _Scaler:
         if self._rotation in (90, 270):
             dw, dh = dh, dw
         # Same arithmetic as the scale expression of the paper's ffmpeg command (double, truncated).
-        sw, sh = int(dw * SHORT_SIDE / min(dw, dh)), int(dh * SHORT_SIDE / min(dw, dh))
+        sw, sh = int(dw * self._short / min(dw, dh)), int(dh * self._short / min(dw, dh))
         graph = av.filter.Graph()
         # Slice threads in the scaler: ~1.6x faster at 1080p, bit-identical output (tested).
         graph.threads = SCALE_THREADS
@@ -100,11 +102,11 @@ class _Scaler:
 class VideoDecoder:
     """Frames of one file's video stream on the 25 fps grid (see the module docstring)."""
 
-    def __init__(self, path: str, info: MediaInfo) -> None:
-        self._path, self._info = path, info
+    def __init__(self, path: str, info: MediaInfo, short_side: int = SHORT_SIDE) -> None:
+        self._path, self._info, self._short = path, info, short_side
         v = info.video
         self._sar = Fraction(*v.sample_aspect_ratio)
-        self.size = output_size(v.width, v.height, self._sar, v.rotation)  # (W, H) of output frames
+        self.size = output_size(v.width, v.height, self._sar, v.rotation, short_side)  # (W, H) of frames
         self._container: Any = None
         self._stream: Any = None
         self._tb = Fraction(1)
@@ -134,7 +136,7 @@ class VideoDecoder:
         self._stream.thread_type = "AUTO"
         self._tb = Fraction(self._stream.time_base)
         self._origin = timing.origin_in(self._tb, self._info.time_origin_us)
-        self._scaler = _Scaler(self._info.video.rotation, self._sar, self._tb)
+        self._scaler = _Scaler(self._info.video.rotation, self._sar, self._tb, self._short)
         self._av_error = av.FFmpegError
 
     def close(self) -> None:
