@@ -22,7 +22,7 @@ from .errors import AvsyncError
 if TYPE_CHECKING:
     import numpy as np
 
-    from .results import SyncResult
+    from .results import SyncResult, WindowResult
     from .sync_model import SyncModel
     from .windows import Window
 
@@ -98,21 +98,24 @@ def _prefetch(it: Iterator, depth: int) -> Iterator:
     done = object()
     stop = threading.Event()
 
+    def put(item: tuple) -> bool:
+        while not stop.is_set():  # never block for good: the consumer may have gone away
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             for item in it:
-                while not stop.is_set():
-                    try:
-                        q.put((None, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((None, item)):
                     return
         except BaseException as e:  # handed to the consumer, which re-raises it
-            q.put((e, None))
+            put((e, None))
             return
-        q.put((None, done))
+        put((None, done))
 
     t = threading.Thread(target=work, name="avsync-decode", daemon=True)
     t.start()
@@ -127,6 +130,44 @@ def _prefetch(it: Iterator, depth: int) -> Iterator:
     finally:
         stop.set()
         t.join(timeout=5)
+
+
+def run_windows(
+    reader,
+    windows: Sequence[Window],
+    model: SyncModel,
+    *,
+    batch_size: int = 1,
+    on_window: WindowProgress | None = None,
+    path: str | None = None,
+) -> list[WindowResult]:
+    """The model's verdict on each window of an open :class:`MediaReader`, in order.
+
+    Decoding runs one or two batches ahead of the model in a background thread.
+    """
+    from .results import WindowResult
+    from .windows import window_starts_sec
+
+    starts = window_starts_sec(windows, model.geometry)
+    out: list[WindowResult] = []
+    if on_window:
+        on_window(0, len(windows))
+    batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
+    for chunk, frames, audio in batches:
+        logits = model.logits(frames, audio)
+        for w, lg in zip(chunk, logits.tolist(), strict=True):
+            t = starts[len(out)]
+            try:
+                out.append(WindowResult.from_logits(t, w.shift_sec, lg, model.grid))
+            except ValueError:  # non-finite logits: fp16 overflow or a broken checkpoint
+                raise AvsyncError(
+                    f"the model gave non-finite scores for the window at {t:.2f} s "
+                    "(with --precision fp16/bf16, try fp32)",
+                    path,
+                ) from None
+        if on_window:
+            on_window(len(out), len(windows))
+    return out
 
 
 def predict_file(
@@ -145,13 +186,12 @@ def predict_file(
 
     from .aggregate import aggregate
     from .media.decode import MediaReader
-    from .results import SyncResult, WindowResult
-    from .windows import plan_windows, window_at, window_starts_sec
+    from .results import SyncResult
+    from .windows import plan_windows, window_at
 
     options = options or PredictOptions()
     path = os.fspath(path)
     t0 = time.perf_counter()
-    geometry = model.geometry
     with MediaReader(path, audio_stream=options.audio_stream) as reader:
         # --start places the first window with the paper's arithmetic (window_at), so a window
         # given in seconds reads what the reference reads; the rest follow it every stride.
@@ -159,33 +199,24 @@ def predict_file(
         windows = plan_windows(
             reader.video_span,
             reader.audio_span,
-            geometry,
+            model.geometry,
             stride_sec=options.stride_sec,
             duration_sec=options.duration_sec,
             shift_sec=options.shift_sec,
             anchor=anchor,
             path=path,
         )
-        starts = window_starts_sec(windows, geometry)
-        window_results: list[WindowResult] = []
-        if on_window:
-            on_window(0, len(windows))
-        batches = _prefetch(_decode_batches(reader, windows, options.batch_size, geometry), PREFETCH_BATCHES)
-        for chunk, frames, audio in batches:
-            logits = model.logits(frames, audio)
-            for w, lg in zip(chunk, logits.tolist(), strict=True):
-                i = len(window_results)
-                window_results.append(WindowResult.from_logits(starts[i], w.shift_sec, lg, model.grid))
-            if on_window:
-                on_window(len(window_results), len(windows))
+        results = run_windows(
+            reader, windows, model, batch_size=options.batch_size, on_window=on_window, path=path
+        )
         duration = reader.info.duration_sec
-    probs = np.array([w.probs for w in window_results], dtype=np.float64)
+    probs = np.array([w.probs for w in results], dtype=np.float64)
     return SyncResult.from_aggregate(
         path,
         model=model.info.result_model(),
         grid=model.grid,
-        windows=window_results,
-        aggregate=aggregate(probs, model.grid, starts),
+        windows=results,
+        aggregate=aggregate(probs, model.grid, [w.start_sec for w in results]),
         duration_sec=duration,
         elapsed_sec=time.perf_counter() - t0,
     )
