@@ -567,6 +567,100 @@ def _report_fix(out, as_json, src, output, decision, measured, done, dry_run) ->
         out.print(f"wrote {output}: {decision.action}{trimmed}", markup=False)
 
 
+# ---------------------------------------------------------------- score
+DESYNC_MODEL = "synchformer-audioset"  # the checkpoint av-benchmark's DeSync uses (24-01-04T16-39-21)
+
+
+@app.command()
+def score(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Generated videos and/or folders.", show_default=False, metavar="PATHS..."),
+    ],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help=f"Registry model (default {DESYNC_MODEL}).")
+    ] = None,
+    checkpoint: CheckpointOpt = None,
+    config: ConfigOpt = None,
+    clip_sec: Annotated[
+        float | None,
+        typer.Option(
+            "--clip-sec",
+            help="av-benchmark's --audio_length: score the first/last 4.8 s of this many seconds from the "
+            "start (e.g. 8); default: the whole overlap of audio and video.",
+        ),
+    ] = None,
+    whole_file: Annotated[
+        bool, typer.Option("--whole-file/--no-whole-file", help="Also score every 4.8 s window of each file.")
+    ] = True,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders too.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines: one per file, then the summary.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Windows per model call.")] = 1,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """DeSync (mean absolute offset, seconds; lower is better) of generated videos, with Synchformer.
+
+    desync_av_benchmark follows hkchengrex/av-benchmark: the first and the last 4.8 s of each
+    clip, 21-class argmax, mean |offset|, averaged over files. desync_windows and
+    desync_aggregated look at the whole file. Cite which one you report.
+    """
+    from .predict import collect_media_files
+    from .scoring import score_files, summarize
+
+    out = _out_console()
+    try:
+        files = collect_media_files(paths, recursive=recursive)
+        if not files:
+            raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+        if model is None and checkpoint is None:
+            model = DESYNC_MODEL
+        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        results = []
+        for r in score_files(
+            files, sync_model, clip_sec=clip_sec, whole_file=whole_file, batch_size=batch_size
+        ):
+            results.append(r)
+            if as_json:
+                out.out(json.dumps(r.to_dict()), highlight=False)
+            elif r.ok:
+                whole = (
+                    f", whole file {r.desync_windows:.3f} (windows) / {r.desync_aggregated:.3f} (combined)"
+                    if r.desync_windows is not None
+                    else ""
+                )
+                out.print(
+                    f"{r.path}: DeSync {r.desync_av_benchmark:.3f} s (first {r.first_offset_sec:+.1f}, "
+                    f"last {r.last_offset_sec:+.1f}){whole}",
+                    markup=False,
+                    soft_wrap=True,
+                )
+            else:
+                out.print(f"{r.path}: FAILED: {r.error}", markup=False, soft_wrap=True)
+    except AvsyncError as e:
+        raise _fail(e) from None
+    summary = summarize(results)
+    if as_json:
+        out.out(json.dumps({"summary": summary}), highlight=False)
+    else:
+
+        def fmt(x):
+            return "n/a" if x is None else f"{x:.4f}"
+
+        out.print(
+            f"DeSync over {summary['scored']} file(s) ({summary['failed']} failed): "
+            f"av-benchmark {fmt(summary['desync_av_benchmark'])}, whole-file windows "
+            f"{fmt(summary['desync_windows'])}, whole-file combined {fmt(summary['desync_aggregated'])}",
+            markup=False,
+            soft_wrap=True,
+        )
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- models / download
 @app.command()
 def models(

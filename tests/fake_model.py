@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from sparsesync_cli.sync_model import ModelSetup
-from sparsesync_cli.windows import SPARSESYNC_GEOMETRY
+from sparsesync_cli.windows import GEOMETRIES
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 
@@ -22,8 +22,13 @@ GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 class FakeModel:
     """``offset_at(start_sec) -> offset`` decides each window's peak class."""
 
-    def __init__(self, offset_at: Callable[[float], float] = lambda t: 0.0, sharpness: float = 8.0) -> None:
-        self.info = ModelSetup("fake", "sparsesync", None, GRID, SPARSESYNC_GEOMETRY, "cpu", "fp32")
+    def __init__(
+        self,
+        offset_at: Callable[[float], float] = lambda t: 0.0,
+        sharpness: float = 8.0,
+        family: str = "sparsesync",
+    ) -> None:
+        self.info = ModelSetup("fake", family, None, GRID, GEOMETRIES[family], "cpu", "fp32")
         self.offset_at = offset_at
         self.sharpness = sharpness
         self.calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
