@@ -68,7 +68,7 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
         if os.path.isdir(dst):
             raise UsageError("the output path is a directory", dst)
         if not force:
-            raise UsageError("the output file exists (use force to overwrite it)", dst)
+            raise UsageError("the output file exists (--force overwrites it)", dst)
     if os.path.realpath(src) == os.path.realpath(dst):
         raise UsageError("the output is the input file; write the fixed copy to a new path", dst)
     if not os.path.isdir(os.path.dirname(os.path.abspath(dst))):
