@@ -1,0 +1,149 @@
+"""Registry models end to end: download on first use, then pickle-free reloads from safetensors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from http_server import FileServer
+from typer.testing import CliRunner
+
+from sparsesync_cli import checkpoint as checkpoint_mod
+from sparsesync_cli.cli import app
+from sparsesync_cli.download import model_cache_dir
+from sparsesync_cli.model_cache import META_FILE, WEIGHTS_FILE
+from sparsesync_cli.registry import get_entry
+from sparsesync_cli.sync_model import load_model
+
+CKPT_PATH = "/sync/sync_models/tiny-0/tiny_sparsesync.pt"
+CFG_PATH = "/sync/sync_models/tiny-0/cfg-tiny_sparsesync.yaml"
+ENV = ("AVSYNC_OFFLINE", "AVSYNC_MIRROR", "AVSYNC_REGISTRY", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HOME")
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def served(shared_dir, tmp_path, monkeypatch):
+    """The tiny SparseSync checkpoint behind a registry entry `tiny`, on a server on 127.0.0.1."""
+    fx = shared_dir / "fixtures/sparsesync"
+    srv = FileServer()
+    srv.files = {CKPT_PATH: fx / "tiny_sparsesync.pt", CFG_PATH: fx / "cfg-tiny_sparsesync.yaml"}
+
+    def register(checksum: str) -> None:
+        (tmp_path / "team.toml").write_text(
+            f"""schema = 1
+[models.tiny]
+id = "tiny-0"
+family = "sparsesync"
+classes = 21
+max_offset_sec = 2.0
+[models.tiny.checkpoint]
+url = "{srv.url}{CKPT_PATH}"
+sha256 = "{checksum}"
+[models.tiny.config]
+url = "{srv.url}{CFG_PATH}"
+"""
+        )
+        monkeypatch.setenv("AVSYNC_REGISTRY", str(tmp_path / "team.toml"))
+
+    register(sha256(fx / "tiny_sparsesync.pt"))
+    yield srv, register
+    srv.close()
+
+
+def _no_pickle(*args, **kwargs):
+    raise AssertionError("the checkpoint was unpickled")
+
+
+def test_first_use_downloads_then_later_loads_read_safetensors(served, monkeypatch):
+    srv, _ = served
+    calls = []
+    first = load_model(
+        "tiny", device="cpu", progress=lambda name, done, total: calls.append((name, done, total))
+    )
+    assert calls and calls[-1][1] == calls[-1][2]  # progress reached the total
+    folder = model_cache_dir(get_entry("tiny"))
+    assert (folder / WEIGHTS_FILE).exists()
+    meta = json.loads((folder / META_FILE).read_text())
+    assert meta["config"]["model"]["params"]["transformer"]["params"]["n_layer"] == 2
+
+    srv.close()  # no network from now on
+    monkeypatch.setattr(checkpoint_mod, "load_checkpoint", _no_pickle)
+    second = load_model("tiny", device="cpu")
+    assert second.info.name == "tiny" and second.grid == first.grid
+    for (k, a), (_, b) in zip(first.net.state_dict().items(), second.net.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_a_cache_for_other_weights_is_rebuilt_not_trusted(served, monkeypatch, shared_dir):
+    load_model("tiny", device="cpu")
+    folder = model_cache_dir(get_entry("tiny"))
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["source_sha256"] = "0" * 64  # as if made from another file
+    (folder / META_FILE).write_text(json.dumps(meta))
+    loads = []
+    real = checkpoint_mod.load_checkpoint
+    monkeypatch.setattr(checkpoint_mod, "load_checkpoint", lambda *a, **k: loads.append(a) or real(*a, **k))
+    load_model("tiny", device="cpu")
+    assert len(loads) == 1  # read from the verified checkpoint again
+    assert json.loads((folder / META_FILE).read_text())["source_sha256"] == sha256(
+        shared_dir / "fixtures/sparsesync/tiny_sparsesync.pt"
+    )
+
+
+def test_download_then_models_shows_it_cached_and_offline_works(served, monkeypatch):
+    res = CliRunner().invoke(app, ["download", "tiny"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)}
+    assert rows["tiny"]["cached"] and not rows["sparsesync-audioset"]["cached"]
+    monkeypatch.setenv("AVSYNC_OFFLINE", "1")
+    served[0].close()
+    assert load_model("tiny", device="cpu").info.family == "sparsesync"
+
+
+def test_a_hub_state_dict_loads_offline_through_the_hf_cache(shared_dir, tmp_path, monkeypatch):
+    src = shared_dir / "fixtures/synchformer/tiny_synchformer_state_dict.pt"
+    digest, rev, repo_id = sha256(src), "a" * 40, "org/sync"
+    repo = tmp_path / "hf" / "models--org--sync"
+    (repo / "blobs").mkdir(parents=True)
+    shutil.copyfile(src, repo / "blobs" / digest)
+    link = repo / "snapshots" / rev / "ext" / "sf.pth"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(os.path.relpath(repo / "blobs" / digest, link.parent))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "hub.toml").write_text(
+        f"""schema = 1
+[models.tiny-sf]
+id = "tiny-sf"
+family = "synchformer"
+classes = 21
+max_offset_sec = 2.0
+checkpoint_format = "state_dict"
+[models.tiny-sf.checkpoint]
+hf_repo = "{repo_id}"
+hf_filename = "ext/sf.pth"
+hf_revision = "{rev}"
+sha256 = "{digest}"
+"""
+    )
+    monkeypatch.setenv("AVSYNC_REGISTRY", str(tmp_path / "hub.toml"))
+    model = load_model("tiny-sf", device="cpu")
+    assert model.info.family == "synchformer" and model.geometry.used_frames == (2, 122)
+    monkeypatch.setattr(checkpoint_mod, "load_checkpoint", _no_pickle)
+    assert load_model("tiny-sf", device="cpu").info.family == "synchformer"  # from safetensors now
