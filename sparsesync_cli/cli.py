@@ -688,10 +688,13 @@ def models(
                     "classes": entry.classes,
                     "range_sec": [-entry.max_offset_sec, entry.max_offset_sec],
                     "training_data": entry.training_data,
-                    "accuracy": f"{acc.top1:g} % on {acc.test_set}" if acc else None,
+                    "accuracy_top1": acc.top1 if acc else None,
+                    "accuracy_test_set": acc.test_set if acc else None,
                     "cached": st.cached,
                     "size_bytes": st.size_bytes,
                     "licence": entry.licence,
+                    "licence_note": entry.licence_note,
+                    "source": entry.checkpoint.location,
                 }
             )
     except AvsyncError as e:
@@ -700,17 +703,24 @@ def models(
     if as_json:
         out.out(json.dumps(rows, indent=1), highlight=False)
         return
-    t = Table(title="avsync models (* = default)", title_justify="left")
-    for col in ("name", "classes", "range", "training data", "accuracy (Acc@1)", "cached", "size", "licence"):
+    t = Table(
+        title="avsync models (* = default; `avsync models --json` has the licence notes)",
+        title_justify="left",
+    )
+    for col in ("name", "classes", "trained on", "Acc@1 (test set)", "cached", "size", "licence"):
         t.add_column(col, overflow="fold")
     for r in rows:
         size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "?"
+        acc = (
+            f"{r['accuracy_top1']:g} % ({r['accuracy_test_set'].removesuffix(' test')})"
+            if r["accuracy_top1"]
+            else ""
+        )
         t.add_row(
             r["name"] + (" *" if r["default"] else ""),
-            str(r["classes"]),
-            f"±{r['range_sec'][1]:.1f} s",
+            f"{r['classes']} (±{r['range_sec'][1]:.0f} s)",
             r["training_data"],
-            r["accuracy"] or "",
+            acc,
             "yes" if r["cached"] else "no",
             size,
             r["licence"],
