@@ -555,16 +555,16 @@ def _report_fix(out, as_json, src, output, decision, measured, done, dry_run) ->
     if measured is not None:
         out.print(_summary_line(measured), markup=False, soft_wrap=True)
     if not decision.apply:
-        out.print(f"not fixed: {decision.reason}", markup=False)
+        out.print(f"not fixed: {decision.reason}", markup=False, soft_wrap=True)
     elif dry_run:
-        out.print(f"dry run: would write {output} with {decision.action}", markup=False)
+        out.print(f"dry run: would write {output} with {decision.action}", markup=False, soft_wrap=True)
     else:
         trimmed = (
             f" ({done.audio_trimmed_sec:.2f} s of audio before the start trimmed)"
             if done.audio_trimmed_sec
             else ""
         )
-        out.print(f"wrote {output}: {decision.action}{trimmed}", markup=False)
+        out.print(f"wrote {output}: {decision.action}{trimmed}", markup=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- score
