@@ -28,6 +28,7 @@ from ..clock import SAMPLE_RATE, SAMPLES_PER_WINDOW
 from ..errors import MediaError
 from . import timing
 from .probe import MediaInfo, av_cause, open_input
+from .stream import StreamDecoder
 
 GAP_TOLERANCE_SEC = 0.010  # timestamp jitter below this is rounding (mkv stores ms), above it a gap
 SEEK_PREROLL_SEC = 0.5  # decoded before a seek target and discarded (AAC/MP3/Opus need < 0.1 s)
@@ -61,16 +62,12 @@ class _FrameGrid:
         return q if abs(q - p) <= math.ceil(self.rate * tick) + 1 else p
 
 
-class AudioDecoder:
+class AudioDecoder(StreamDecoder):
     """Mono 16 kHz samples of one audio stream (see the module docstring)."""
 
     def __init__(self, path: str, info: MediaInfo, *, torchvision_compat: bool = False) -> None:
-        self._path, self._info = path, info
+        super().__init__(path, info, info.audio.index)
         self._torchvision_compat = torchvision_compat
-        self._container: Any = None
-        self._stream: Any = None
-        self._tb = Fraction(1)
-        self._origin = 0
         self._grid: _FrameGrid | None = None  # learned on the first seek
         self._reset(None)
 
@@ -90,36 +87,6 @@ class AudioDecoder:
         self._drop_before = self._buf_start  # samples before this are warm-up, never served
         self._skip_in = 0  # input samples still to drop to reach the phase-aligned restart point
         self._seek_align = False  # the next segment must start phase-aligned (set by a seek)
-
-    def _open(self) -> None:
-        import av
-
-        self.close()
-        self._container = open_input(self._path)
-        self._stream = self._container.streams[self._info.audio.index]
-        self._tb = Fraction(self._stream.time_base)
-        self._origin = timing.origin_in(self._tb, self._info.time_origin_us)
-        self._av_error = av.FFmpegError
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-        self._frames = None
-
-    def _decoded(self) -> Any:
-        try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    yield from packet.decode()
-                except self._av_error:
-                    continue
-        except (self._av_error, OSError) as exc:
-            self._broken = av_cause(exc)
-            try:
-                yield from self._stream.codec_context.decode(None)
-            except self._av_error:
-                return
 
     # -- placing resampled samples ---------------------------------------------------------------
     def _emit(self, frames: list[Any]) -> None:

@@ -24,7 +24,8 @@ import numpy as np
 from ..clock import FRAMES_PER_WINDOW, SHORT_SIDE, VIDEO_FPS
 from ..errors import MediaError
 from . import timing
-from .probe import MediaInfo, av_cause, open_input
+from .probe import MediaInfo
+from .stream import StreamDecoder
 
 FORWARD_DECODE_LIMIT_SEC = 5.0  # a forward jump up to this long is decoded through, a longer one seeks
 SEEK_PREROLL_SEC = 0.5  # first seek lands this far before the target; doubled while it lands too late
@@ -99,18 +100,15 @@ class _Scaler:
         return self._graph.vpull().to_ndarray()
 
 
-class VideoDecoder:
+class VideoDecoder(StreamDecoder):
     """Frames of one file's video stream on the 25 fps grid (see the module docstring)."""
 
     def __init__(self, path: str, info: MediaInfo, short_side: int = SHORT_SIDE) -> None:
-        self._path, self._info, self._short = path, info, short_side
+        super().__init__(path, info, info.video.index)
+        self._short = short_side
         v = info.video
         self._sar = Fraction(*v.sample_aspect_ratio)
         self.size = output_size(v.width, v.height, self._sar, v.rotation, short_side)  # (W, H) of frames
-        self._container: Any = None
-        self._stream: Any = None
-        self._tb = Fraction(1)
-        self._origin = 0
         self._scaler: _Scaler | None = None
         self._hold = MAX_EOF_HOLD_FRAMES + (math.ceil(VIDEO_FPS / v.average_fps) if v.average_fps else 1)
         self._reset_state(None)
@@ -127,38 +125,10 @@ class VideoDecoder:
         self._pending_rgb: np.ndarray | None = None  # the pending picture once converted
 
     def _open(self) -> None:
-        import av
-
-        self.close()
-        self._container = open_input(self._path)
-        self._stream = self._container.streams[self._info.video.index]
+        super()._open()
         # Frame threads make 1080p decode ~2x faster; the pictures are bit-identical either way.
         self._stream.thread_type = "AUTO"
-        self._tb = Fraction(self._stream.time_base)
-        self._origin = timing.origin_in(self._tb, self._info.time_origin_us)
         self._scaler = _Scaler(self._info.video.rotation, self._sar, self._tb, self._short)
-        self._av_error = av.FFmpegError
-
-    def close(self) -> None:
-        if self._container is not None:
-            self._container.close()
-            self._container = None
-        self._frames = None
-
-    def _decoded(self) -> Any:
-        """Decoded pictures in presentation order; a damaged packet is skipped, as ffmpeg does."""
-        try:
-            for packet in self._container.demux(self._stream):
-                try:
-                    yield from packet.decode()
-                except self._av_error:
-                    continue
-        except (self._av_error, OSError) as exc:
-            self._broken = av_cause(exc)
-            try:
-                yield from self._stream.codec_context.decode(None)
-            except self._av_error:
-                return
 
     def _fetch(self) -> tuple[Any, int] | None:
         """The next decoded picture with its grid index, or None at the end of the stream."""
