@@ -40,7 +40,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from sparsesync_cli.html_report import load_results_jsonl, write_html_report  # noqa: E402
+from sparsesync_cli.html_report import write_html_report  # noqa: E402
+from sparsesync_cli.reports import read_jsonl  # noqa: E402
 
 WINDOW = (1400, 1000)  # px, the browser window for the screenshot and the layout check
 TIMEOUT_SEC = 90  # one Chromium run; a cold start in a container can take several seconds
@@ -220,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print("chromium not found: apt-get install -y chromium, or pass --chromium", file=sys.stderr)
         return 2
     if args.jsonl:
-        results = load_results_jsonl(args.jsonl)
+        results = read_jsonl(args.jsonl)
     else:
         sys.path.insert(0, str(REPO / "tests"))
         from report_examples import example_batch

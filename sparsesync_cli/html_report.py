@@ -61,31 +61,6 @@ def summary_counts(results: list[dict]) -> dict[str, int]:
     }
 
 
-def load_results_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The result dicts of a JSONL report, one per line, in file order.
-
-    A last line that does not parse is the trace of a run that was interrupted while writing, and
-    is skipped; a bad line anywhere else is an :class:`~sparsesync_cli.errors.AvsyncError`.
-    """
-    try:
-        raw_lines = Path(path).read_bytes().split(b"\n")
-    except OSError as e:
-        raise AvsyncError(f"cannot read the report: {e.strerror or e}", path) from e
-    numbered = [(i + 1, line) for i, line in enumerate(raw_lines) if line.strip()]
-    results = []
-    for k, (lineno, line) in enumerate(numbered):
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            if k == len(numbered) - 1:
-                break  # truncated by a crash mid-write
-            raise AvsyncError(f"line {lineno} is not valid JSON ({e})", path) from e
-        if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-            raise AvsyncError(f"line {lineno} is not an {SCHEMA} result", path)
-        results.append(obj)
-    return results
-
-
 def render_html_report(
     results: list[dict],
     *,

@@ -16,12 +16,12 @@ from sparsesync_cli.clock import CLOCK, SIGN
 from sparsesync_cli.errors import AvsyncError
 from sparsesync_cli.html_report import (
     IN_SYNC_SEC,
-    load_results_jsonl,
     render_html_report,
     status,
     summary_counts,
     write_html_report,
 )
+from sparsesync_cli.reports import read_jsonl
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 WHEN = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)
@@ -213,29 +213,29 @@ def test_write_html_report_atomically(tmp_path, batch):
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
-def test_load_results_jsonl_tolerates_a_truncated_last_line(tmp_path, batch):
+def test_a_jsonl_report_with_a_truncated_last_line_still_reads(tmp_path, batch):
     lines = [json.dumps(r) for r in batch]
     path = tmp_path / "results.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert load_results_jsonl(path) == batch
+    assert read_jsonl(path) == batch
     crashed = "\n".join(lines) + "\n" + lines[0][: len(lines[0]) // 2]
     path.write_text(crashed, encoding="utf-8")
-    assert load_results_jsonl(path) == batch
+    assert read_jsonl(path) == batch
     # Cut inside a multi-byte character: still only the last line is lost.
     path.write_bytes(("\n".join(lines[:2]) + "\n").encode() + '{"path": "é'.encode()[:-1])
-    assert load_results_jsonl(path) == batch[:2]
+    assert read_jsonl(path) == batch[:2]
 
 
-def test_load_results_jsonl_rejects_damage_elsewhere(tmp_path, batch):
+def test_a_jsonl_report_damaged_elsewhere_is_refused(tmp_path, batch):
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(batch[0]) + "\n{oops\n" + json.dumps(batch[1]) + "\n", encoding="utf-8")
-    with pytest.raises(AvsyncError, match=r"results\.jsonl: line 2 is not valid JSON"):
-        load_results_jsonl(path)
+    with pytest.raises(AvsyncError, match=r"results\.jsonl: line 2 is not an avsync\.result/1 record"):
+        read_jsonl(path)
     path.write_text(json.dumps({"schema": "other/1"}) + "\n" + json.dumps(batch[0]) + "\n", encoding="utf-8")
-    with pytest.raises(AvsyncError, match=r"line 1 is not an avsync\.result/1 result"):
-        load_results_jsonl(path)
+    with pytest.raises(AvsyncError, match=r"line 1 is not an avsync\.result/1 record"):
+        read_jsonl(path)
     with pytest.raises(AvsyncError, match=r"missing\.jsonl: cannot read the report"):
-        load_results_jsonl(tmp_path / "missing.jsonl")
+        read_jsonl(tmp_path / "missing.jsonl")
     failed_only = tmp_path / "f.jsonl"
     failed_only.write_text(json.dumps(failed("x.mp4", "x.mp4: no video stream")) + "\n", encoding="utf-8")
-    assert load_results_jsonl(failed_only)[0]["error"] == "x.mp4: no video stream"
+    assert read_jsonl(failed_only)[0]["error"] == "x.mp4: no video stream"
