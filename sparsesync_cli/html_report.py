@@ -26,7 +26,6 @@ from .svgtext import esc, fmt_signed, fmt_time
 from .syncmap import LOW_CONFIDENCE, has_sync_map, sync_map_svg, write_text_atomic
 
 IN_SYNC_SEC = IN_SYNC_TOLERANCE_SEC  # one threshold for words, report and fix (clock.py)
-SCHEMA = "avsync.result/1"
 THUMB_SIZE = (240, 80)  # px, the sync map in a table row
 FULL_SIZE = (900, 400)  # px, the sync map a click reveals
 COLUMNS = (  # header, sort key (None: not sortable), sort type, class, tooltip
