@@ -85,8 +85,9 @@ def random_synchformer() -> torch.nn.Module:
 
 
 def sparsesync_stages(model: SparseSync, batch: int) -> Stages:
-    vid = torch.randn(batch, 125, 3, 224, 224)
-    aud = torch.randn(batch, 1, 257, 626)
+    g = torch.Generator().manual_seed(batch)  # the same inputs for every variant
+    vid = torch.randn(batch, 125, 3, 224, 224, generator=g)
+    aud = torch.randn(batch, 1, 257, 626, generator=g)
     box: dict[str, torch.Tensor] = {}
 
     def s3d() -> None:
@@ -99,8 +100,9 @@ def sparsesync_stages(model: SparseSync, batch: int) -> Stages:
 
 
 def synchformer_stages(model: torch.nn.Module, batch: int) -> Stages:
-    vid = torch.randn(batch, 14, 16, 3, 224, 224)
-    aud = torch.randn(batch, 14, 1, 128, 66)
+    g = torch.Generator().manual_seed(batch)
+    vid = torch.randn(batch, 14, 16, 3, 224, 224, generator=g)
+    aud = torch.randn(batch, 14, 1, 128, 66, generator=g)
     box: dict[str, torch.Tensor] = {}
 
     def motionformer() -> None:
@@ -113,12 +115,17 @@ def synchformer_stages(model: torch.nn.Module, batch: int) -> Stages:
 
 
 def time_stages(stages: list[Stage]) -> dict[str, float]:
+    """Wall seconds per stage and in total, and ``cpu_util``: the process's CPU seconds over wall
+    seconds times the thread count (~1 when the model had the cores to itself; ~0.5 when another
+    process took one of two cores, and then the wall time is worth little)."""
     out = {}
+    cpu = time.process_time()
     for name, fn in stages:
         t = time.perf_counter()
         fn()
         out[name] = time.perf_counter() - t
     out["total"] = sum(out.values())
+    out["cpu_util"] = (time.process_time() - cpu) / out["total"] / torch.get_num_threads()
     return out
 
 
@@ -139,8 +146,10 @@ def compare(models: dict[str, torch.nn.Module], make_stages, batch: int, runs: i
         result[k] = {
             f"{stage}_s_per_window": round(statistics.median(t[stage] for t in ts) / batch, 4)
             for stage in ts[0]
+            if stage != "cpu_util"
         }
         result[k]["runs_total_s"] = [round(t["total"], 3) for t in ts]
+        result[k]["runs_cpu_util"] = [round(t["cpu_util"], 2) for t in ts]
     if len(models) == 2:
         eager, fast = (result[v]["total_s_per_window"] for v in VARIANTS)
         result["ratio"] = round(fast / eager, 3)
@@ -150,6 +159,7 @@ def compare(models: dict[str, torch.nn.Module], make_stages, batch: int, runs: i
         )
         diff = (logits["optimized"] - logits["eager"]).abs().max().item()
         result["max_abs_logit_diff"] = float(f"{diff:.3g}")
+        result["max_abs_logit"] = float(f"{logits['eager'].abs().max().item():.4g}")  # the scale
         result["same_argmax"] = bool(torch.equal(logits["optimized"].argmax(-1), logits["eager"].argmax(-1)))
     return result
 

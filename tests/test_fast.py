@@ -80,6 +80,20 @@ def test_fast_s3d_matches_s3d(s3d: S3D, monkeypatch: pytest.MonkeyPatch, pointwi
     assert _rel_err(got, ref) <= REL_TOL
 
 
+@pytest.mark.parametrize("frames", [23, 24])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 100])
+def test_chunked_stem_equals_the_whole_stem(s3d: S3D, frames: int, chunk: int) -> None:
+    stem = optimize_for_inference(s3d).stem
+    x = torch.randn(1, 3, frames, 32, 32)
+    with torch.inference_mode():
+        whole = stem.pool(stem.conv_t(stem.conv_s(x)))  # the unchunked computation
+        stem.chunk = chunk
+        got = stem(torch.cat([x, x.flip(2)]))
+    assert got.shape == (2, 64, 12, 8, 8)
+    torch.testing.assert_close(got[0], whole[0], rtol=0, atol=1e-5)
+    assert got.is_contiguous(memory_format=torch.channels_last_3d)
+
+
 def test_fast_resnet_matches_resnet() -> None:
     torch.manual_seed(1)
     net = _random_batchnorm(ResNet18Audio())
