@@ -18,9 +18,19 @@ that load hits both alike, and the load average before and after is reported.
 ``--decode FILE`` runs a PyAV decode loop (RGB frames at the file's size) in a thread beside the
 model, as the end-to-end pipeline does, and reports the frames it decoded per second.
 
-What was measured and left out (numbers in the perf branch's report): torch.compile (inductor,
-with freezing) was no faster than the hand-written path and costs a long compile; fusing the
-three 1x1 convolutions of each inception block into one; a separable (W, H, T) max-pool.
+Tried on this 2-core machine (torch 2.13, S3D alone, uncontended runs; eager 5.06 s) and left
+out, because they did not pay:
+- spatial (1,k,k) convolutions as conv2d over the B*T frames: 2.36 s against 2.31 s as 3-D
+  channels-last; temporal (k,1,1) ones as conv2d over (T, H*W): 2x slower per layer;
+- one convolution for the three 1x1 convolutions that read each inception block's input: 2.38 s;
+- the 3x3x3 max-pools as a 2-D pool and a max over neighbouring frames: 2.33 s;
+- weights reordered once into oneDNN's blocked layout: 2.32 s;
+- torch.compile (inductor, freezing) of the eager S3D: 1.93 s against 2.16 s for this path in
+  the same runs (10 % faster: its max-pools skip the indices), but 45 s to compile (20-28 s
+  with a warm cache) and a C++ compiler on the user's machine: it pays only after 100-200
+  windows, so it is not used;
+- batching windows: 2.46 s per window at batch 2 and 4 against 2.56-2.63 s at batch 1 in the
+  same minutes, for ~0.4 GB more memory per window.
 """
 
 from __future__ import annotations

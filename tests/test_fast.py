@@ -113,6 +113,14 @@ def test_optimize_leaves_the_loaded_model_alone(s3d: S3D) -> None:
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+def test_synchformer_is_returned_as_it_is() -> None:
+    from sparsesync_cli.models.synchformer import Synchformer, SynchformerArch
+
+    with torch.device("meta"):
+        model = Synchformer(SynchformerArch(vis_depth=1, aud_depth=1, n_layer=1)).train()
+    assert optimize_for_inference(model) is model and not model.training
+
+
 def test_optimize_refuses_a_model_it_does_not_know() -> None:
     with pytest.raises(TypeError, match="no optimised inference path for Linear"):
         optimize_for_inference(nn.Linear(2, 2))
