@@ -78,7 +78,15 @@ class DividedAttention(nn.Module):
             return torch.cat((cls, t_grid), dim=3)
 
         q_g, k_g, v_g = grid(q), grid(k), grid(v)
-        out = F.scaled_dot_product_attention(q_g, with_cls(k_g, k), with_cls(v_g, v))
+        groups = q_g.shape[2]
+
+        def flat(t: torch.Tensor) -> torch.Tensor:
+            # 4-D (N, heads*groups, len, d): on CPU only 4-D inputs reach SDPA's fused kernel; a
+            # 5-D one falls back to the unfused maths, ~20 % slower for the space attention.
+            return t.reshape(n, h * groups, t.shape[3], d)
+
+        out = F.scaled_dot_product_attention(flat(q_g), flat(with_cls(k_g, k)), flat(with_cls(v_g, v)))
+        out = out.view(n, h, groups, -1, d)
         if along == "time":
             out = out.transpose(2, 3)
         out = torch.cat((cls_out, out.reshape(n, h, steps * patches, d)), dim=2)
