@@ -109,7 +109,7 @@ AudioStreamOpt = Annotated[
 ]
 
 
-def _load_model(model, checkpoint, config, device, precision, threads) -> SyncModel:
+def _load_model(model, checkpoint, config, device, precision, threads, optimize=True) -> SyncModel:
     from .sync_model import load_model
 
     if threads:
@@ -126,6 +126,7 @@ def _load_model(model, checkpoint, config, device, precision, threads) -> SyncMo
             device=device,
             precision=precision,
             progress=bar.update,
+            optimize=optimize,
         )
 
 
@@ -215,6 +216,9 @@ def predict(
     ] = None,
     show_windows: Annotated[bool, typer.Option("--windows", help="Show every window's verdict.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    no_optimize: Annotated[
+        bool, typer.Option("--no-optimize", help="Run the plain modules (slower; for comparisons).")
+    ] = False,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -226,7 +230,7 @@ def predict(
     Times are file times (presentation timestamps). Exit code 0 when every file was checked,
     1 when any failed, 2 for bad usage.
     """
-    from .predict import VIDEO_EXTENSIONS, PredictOptions, collect_media_files
+    from .predict import VIDEO_EXTENSIONS, collect_media_files
 
     try:
         options = _options(start, duration, shift, stride, batch_size, audio_stream)
@@ -234,12 +238,11 @@ def predict(
         files = collect_media_files(paths, recursive=recursive, extensions=exts)
         if not files:
             raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
-        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        sync_model = _load_model(model, checkpoint, config, device, precision, threads, not no_optimize)
     except AvsyncError as e:
         raise _fail(e) from None
     except ValueError as e:
         raise _fail(UsageError(str(e))) from None
-    del PredictOptions
     results = _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_windows, quiet)
     if report is not None:
         try:

@@ -181,12 +181,16 @@ def load_model(
     device: str = "auto",
     precision: str = "auto",
     progress: Callable[[str, int, int | None], None] | None = None,
+    optimize: bool = True,
 ) -> SyncModel:
     """Load a model by registry ``name`` (downloaded and verified on first use) or from a file.
 
     With neither ``name`` nor ``checkpoint`` the registry's default model is used. ``config`` is
     an official ``cfg-<id>.yaml`` for checkpoints that do not carry their own. ``progress`` is
-    called as ``progress(filename, done_bytes, total_bytes)`` while downloading.
+    called as ``progress(filename, done_bytes, total_bytes)`` while downloading. ``optimize``
+    runs the exact fast path (:func:`~sparsesync_cli.models.fast.optimize_for_inference`:
+    BatchNorm folded into the convolutions, channels-last, fused convolution+ReLU); the logits
+    move by ~1e-4 at most. Turn it off to run the plain modules.
     """
     import torch
 
@@ -206,5 +210,9 @@ def load_model(
         label, source = entry.name, entry.checkpoint.location
     net, family, grid = build_net(ckpt)
     net = net.to(torch.device(dev)).eval()
+    if optimize:
+        from .models.fast import optimize_for_inference
+
+        net = optimize_for_inference(net, dev)
     geometry = SPARSESYNC_GEOMETRY if family == SPARSESYNC else SYNCHFORMER_GEOMETRY
     return SyncModel(net, ModelSetup(label, family, source, grid, geometry, dev, prec))
