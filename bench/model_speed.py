@@ -43,7 +43,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -55,20 +54,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 
 from sparsesync_cli.config import load_config
 from sparsesync_cli.models.fast import optimize_for_inference
-from sparsesync_cli.models.sparsesync import SparseSync
+from sparsesync_cli.models.sparsesync import SparseSync, official_arch
 
-TINY_CFG = Path(__file__).resolve().parents[2] / "shared/fixtures/sparsesync/cfg-tiny_sparsesync.yaml"
 VARIANTS = ("eager", "optimized")
 Stage = tuple[str, Callable[[], None]]
 Stages = tuple[list[Stage], Callable[[], torch.Tensor]]  # the stages, then the logits they made
 
 
-def full_sparsesync(cfg_path: Path) -> SparseSync:
-    """The official 21-class architecture (the tiny fixture config with n_layer 3), random weights."""
-    text = cfg_path.read_text().replace("n_layer: 2", "n_layer: 3")
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "cfg.yaml").write_text(text)
-        model = SparseSync.from_config(load_config(Path(d) / "cfg.yaml"))
+def full_sparsesync(cfg_path: Path | None = None) -> SparseSync:
+    """The official 21-class architecture with random weights (``cfg_path``: another config)."""
+    model = SparseSync.from_config(load_config(cfg_path)) if cfg_path else SparseSync(official_arch(21))
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -178,7 +173,7 @@ def peak_rss_child(args: argparse.Namespace, variant: str) -> dict[str, float]:
     """Peak RSS (MB) of a fresh process that builds the model and its inputs (``before_forward``),
     then runs one batch (``peak``)."""
     cmd = [sys.executable, __file__, "--rss-child", variant, "--batch", str(args.batch)]
-    cmd += ["--threads", str(args.threads), "--config", str(args.config)]
+    cmd += ["--threads", str(args.threads)] + (["--config", str(args.config)] if args.config else [])
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -235,7 +230,9 @@ def main() -> None:
     ap.add_argument("--synchformer-runs", type=int, default=1)
     ap.add_argument("--no-rss", action="store_true", help="skip the peak-RSS child processes")
     ap.add_argument("--decode", type=Path, help="decode this video in a thread beside the model")
-    ap.add_argument("--config", type=Path, default=TINY_CFG)
+    ap.add_argument(
+        "--config", type=Path, default=None, help="a cfg-<id>.yaml (default: the official 21-class)"
+    )
     ap.add_argument("--rss-child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -10,6 +10,7 @@ import shutil
 import pytest
 import torch
 from http_server import FileServer
+from media_synth import Clip, make_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import checkpoint as checkpoint_mod
@@ -114,7 +115,9 @@ def test_download_then_models_shows_it_cached_and_offline_works(served, monkeypa
     assert load_model("tiny", device="cpu").info.family == "sparsesync"
 
 
-def test_a_hub_state_dict_loads_offline_through_the_hf_cache(shared_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_hub(shared_dir, tmp_path, monkeypatch):
+    """Registry entry `tiny-sf`: the tiny Synchformer state dict in huggingface_hub's cache, offline."""
     src = shared_dir / "fixtures/synchformer/tiny_synchformer_state_dict.pt"
     digest, rev, repo_id = sha256(src), "a" * 40, "org/sync"
     repo = tmp_path / "hf" / "models--org--sync"
@@ -143,7 +146,39 @@ sha256 = "{digest}"
 """
     )
     monkeypatch.setenv("AVSYNC_REGISTRY", str(tmp_path / "hub.toml"))
+
+
+def test_a_hub_state_dict_loads_offline_through_the_hf_cache(tiny_hub, monkeypatch):
     model = load_model("tiny-sf", device="cpu")
     assert model.info.family == "synchformer" and model.geometry.used_frames == (2, 122)
     monkeypatch.setattr(checkpoint_mod, "load_checkpoint", _no_pickle)
     assert load_model("tiny-sf", device="cpu").info.family == "synchformer"  # from safetensors now
+
+
+def test_predict_batch_and_fix_with_a_synchformer_registry_model(tiny_hub, tmp_path):
+    """--model NAME for the other family: a bare Hub state dict, through predict (a batch) and fix."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    make_clip(Clip(duration=5.0), folder / "clip.mp4")
+    (folder / "broken.mp4").write_bytes(b"\x00" * 1000)
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["predict", str(folder), "--model", "tiny-sf", "--jsonl", str(tmp_path / "r.jsonl")]
+    )
+    assert res.exit_code == 1, res.output  # the broken file fails, the batch goes on
+    records = {json.loads(x)["path"].rsplit("/", 1)[-1]: json.loads(x) for x in (tmp_path / "r.jsonl").open()}
+    good = records["clip.mp4"]
+    assert good["ok"] and good["model"] == {
+        "name": "tiny-sf",
+        "family": "synchformer",
+        "checkpoint": good["model"]["checkpoint"],
+    }
+    # one window: the 4.8 s Synchformer uses start at the file's start (its 5 s read starts at -0.08 s)
+    assert len(good["windows"]) == 1 and good["windows"][0]["start_sec"] == 0.0
+    assert not records["broken.mp4"]["ok"]
+    out = tmp_path / "f.mp4"
+    args = ["--model", "tiny-sf", "--dry-run", "--min-confidence", "0", "--json"]
+    res = runner.invoke(app, ["fix", str(folder / "clip.mp4"), "-o", str(out), *args])
+    assert res.exit_code in (0, 3), res.output
+    d = json.loads(res.stdout.splitlines()[-1])
+    assert d["measured"]["model"]["family"] == "synchformer" and not out.exists()

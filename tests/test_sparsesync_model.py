@@ -14,7 +14,13 @@ from sparsesync_cli.checkpoint import Checkpoint, load_checkpoint
 from sparsesync_cli.config import load_config
 from sparsesync_cli.errors import CheckpointError, ConfigError
 from sparsesync_cli.features.sparsesync import audio_input, video_input
-from sparsesync_cli.models.sparsesync import SparseSync, build_sparsesync, offset_grid
+from sparsesync_cli.models.sparsesync import (
+    SparseSync,
+    build_sparsesync,
+    official_arch,
+    offset_grid,
+    read_arch,
+)
 
 FIX = "fixtures/sparsesync"
 LOGIT_TOL = 1e-2  # the fixture README's tolerance; float noise is ~2e-4
@@ -125,6 +131,12 @@ def test_full_architecture_has_official_keys(
     want = json.loads((shared_dir / FIX / f"state_dict_keys_full_{manifest}.json").read_text())
     assert got.keys() == want.keys()
     assert got == want
+
+
+@pytest.mark.parametrize("classes", [21, 3])
+def test_official_arch_equals_the_official_config(shared_dir: Path, tmp_path: Path, classes: int) -> None:
+    cfg = _config(shared_dir, tmp_path, **(FULL_21 if classes == 21 else FULL_3))
+    assert official_arch(classes) == read_arch(cfg)
 
 
 def test_offset_grid(shared_dir: Path, tmp_path: Path, tiny: Checkpoint) -> None:

@@ -27,8 +27,8 @@ def video_input(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected uint8 frames, got {x.dtype}")
     if x.ndim < 4 or x.shape[-3] != 3:
         raise ValueError(f"expected frames shaped (..., T, 3, H, W), got {tuple(x.shape)}")
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=x.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=x.device).view(3, 1, 1)
     # Same operation order as the reference (divide by 255, then (x - mean) / std) so the
     # rounding matches too.
     return (x.to(torch.float32).div(255) - mean) / std
@@ -47,7 +47,7 @@ def audio_input(samples: np.ndarray | torch.Tensor) -> torch.Tensor:
     x = x.to(torch.float32)
     lead = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
-    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32)
+    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float32, device=x.device)
     spec = torch.stft(
         flat,
         n_fft=N_FFT,

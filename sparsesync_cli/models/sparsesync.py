@@ -67,6 +67,30 @@ class Arch:
     max_off_sec: float
 
 
+def official_arch(num_offset_cls: int = 21) -> Arch:
+    """The architecture of the official checkpoints (21 classes on +-2 s, or 3 on +-1 s).
+
+    For building the full-size model without a config (benchmarks); loading a checkpoint always
+    reads the sizes from its own config.
+    """
+    return Arch(
+        n_embd=512,
+        n_head=8,
+        num_offset_cls=num_offset_cls,
+        visual_block_shape=(16, 7, 7),
+        audio_block_shape=(9, 20),
+        v_selectors=16,
+        a_selectors=16,
+        v_selector_layers=3,
+        a_selector_layers=3,
+        v_selector_pos_emb=True,
+        a_selector_pos_emb=True,
+        global_layers=3,
+        bridge={"kernel_size": [1, 1, 1], "stride": [1, 1, 1], "padding": [0, 0, 0], "bias": True},
+        max_off_sec=2.0 if num_offset_cls == 21 else 1.0,
+    )
+
+
 def read_arch(cfg: dict[str, Any]) -> Arch:
     """Check that ``cfg`` describes the SparseSync architecture and read its sizes (ConfigError if not)."""
     for key, cls in _EXPECTED_TARGETS.items():
