@@ -4,8 +4,9 @@ The first load of a registry model reads the verified official checkpoint with t
 unpickler (:mod:`sparsesync_cli.checkpoint`), then keeps its weights as ``model.safetensors``
 and its config as ``model.json`` in the model's cache folder. Later loads read those two
 files: no pickle at all, and no optimizer state to skip (official ``.pt`` files carry one).
-The JSON records the sha256 of the checkpoint the weights came from; when the registry pins
-another checksum the safetensors copy is rebuilt rather than trusted.
+The JSON records the sha256 of the checkpoint the weights came from; when the registry pins, or
+the download's checksum record holds, another checksum, the safetensors copy is rebuilt rather
+than trusted.
 """
 
 from __future__ import annotations
@@ -28,15 +29,14 @@ META_FILE = "model.json"
 META_SCHEMA = "avsync.model-cache/1"
 
 
-def _checkpoint_sha256(checkpoint_path: Path) -> str | None:
-    """The sha256 recorded when the checkpoint was verified (see checksum.py), if any."""
-    from .checksum import RECORD_SUFFIX
+def _verified_sha256(entry: ModelEntry, folder: Path) -> str | None:
+    """The checkpoint's sha256: pinned in the registry, else recorded by its first verified download."""
+    from .checksum import read_record, record_path
 
-    record = checkpoint_path.with_name(checkpoint_path.name + RECORD_SUFFIX)
-    try:
-        return json.loads(record.read_text()).get("sha256")
-    except (OSError, ValueError):
-        return None
+    if entry.checkpoint.sha256:
+        return entry.checkpoint.sha256
+    record = read_record(record_path(folder, entry.checkpoint.filename))
+    return record["sha256"] if record else None
 
 
 def read_cached(entry: ModelEntry, folder: Path) -> Checkpoint | None:
@@ -53,8 +53,9 @@ def read_cached(entry: ModelEntry, folder: Path) -> Checkpoint | None:
         return None
     if meta.get("schema") != META_SCHEMA or meta.get("id") != entry.id:
         return None
-    pinned = entry.checkpoint.sha256
-    if pinned and meta.get("source_sha256") != pinned:
+    # Made from other weights than the ones now verified (re-downloaded, re-pinned): rebuild.
+    expected = _verified_sha256(entry, folder)
+    if expected and meta.get("source_sha256") != expected:
         return None
     try:
         state_dict = load_file(weights)
@@ -73,7 +74,7 @@ def write_cached(checkpoint: Checkpoint, entry: ModelEntry, folder: Path, source
         "name": entry.name,
         "family": entry.family,
         "source": os.fspath(source),
-        "source_sha256": _checkpoint_sha256(source) or entry.checkpoint.sha256,
+        "source_sha256": _verified_sha256(entry, folder),
         "config": checkpoint.config,
     }
     folder.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ def served(shared_dir, tmp_path, monkeypatch):
     srv = FileServer()
     srv.files = {CKPT_PATH: fx / "tiny_sparsesync.pt", CFG_PATH: fx / "cfg-tiny_sparsesync.yaml"}
 
-    def register(checksum: str) -> None:
+    def register(checks: str) -> None:
         (tmp_path / "team.toml").write_text(
             f"""schema = 1
 [models.tiny]
@@ -53,14 +53,14 @@ classes = 21
 max_offset_sec = 2.0
 [models.tiny.checkpoint]
 url = "{srv.url}{CKPT_PATH}"
-sha256 = "{checksum}"
+{checks}
 [models.tiny.config]
 url = "{srv.url}{CFG_PATH}"
 """
         )
         monkeypatch.setenv("AVSYNC_REGISTRY", str(tmp_path / "team.toml"))
 
-    register(sha256(fx / "tiny_sparsesync.pt"))
+    register(f'sha256 = "{sha256(fx / "tiny_sparsesync.pt")}"')
     yield srv, register
     srv.close()
 
@@ -89,7 +89,11 @@ def test_first_use_downloads_then_later_loads_read_safetensors(served, monkeypat
         assert torch.equal(a, b), k
 
 
-def test_a_cache_for_other_weights_is_rebuilt_not_trusted(served, monkeypatch, shared_dir):
+@pytest.mark.parametrize("pinned", [True, False])
+def test_a_cache_for_other_weights_is_rebuilt_not_trusted(served, monkeypatch, shared_dir, pinned):
+    if not pinned:  # only an md5 published: the first verified download's sha256 is the pin
+        md5 = hashlib.md5((shared_dir / "fixtures/sparsesync/tiny_sparsesync.pt").read_bytes()).hexdigest()
+        served[1](f'md5 = "{md5}"')
     load_model("tiny", device="cpu")
     folder = model_cache_dir(get_entry("tiny"))
     meta = json.loads((folder / META_FILE).read_text())
