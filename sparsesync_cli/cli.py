@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -240,10 +241,10 @@ def predict(
         files = collect_media_files(paths, recursive=recursive, extensions=exts)
         if not files:
             raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
-        _options(start, duration, shift, stride, 1, audio_stream)  # bad values fail before the model loads
+        # validated before the (slow) model load; the batch size depends on the model's device
+        options = _options(start, duration, shift, stride, batch_size or 1, audio_stream)
         sync_model = _load_model(model, checkpoint, config, device, precision, threads, not no_optimize)
-        batch_size = batch_size or _default_batch(sync_model)
-        options = _options(start, duration, shift, stride, batch_size, audio_stream)
+        options = replace(options, batch_size=batch_size or _default_batch(sync_model))
     except AvsyncError as e:
         raise _fail(e) from None
     except ValueError as e:
