@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from http_server import FileServer
+from hub_cache import make_hub_cache
 
 from sparsesync_cli.download import (
     DownloadOptions,
@@ -428,14 +429,8 @@ def hub(tmp_path, monkeypatch, tiny_sf):
     """An HF cache holding the tiny Synchformer state dict at a pinned revision, and its entry."""
     src, sha, md5 = tiny_sf
     cache = tmp_path / "hf-hub"
+    link = make_hub_cache(cache, src, HUB_REPO, HUB_FILE, HUB_REV, sha)
     repo = cache / ("models--" + HUB_REPO.replace("/", "--"))
-    (repo / "blobs").mkdir(parents=True)
-    shutil.copyfile(src, repo / "blobs" / sha)  # a copy: a mismatch test deletes the blob
-    link = repo / "snapshots" / HUB_REV / HUB_FILE
-    link.parent.mkdir(parents=True)
-    link.symlink_to(os.path.relpath(repo / "blobs" / sha, link.parent))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(HUB_REV)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 
 import pytest
 import torch
 from http_server import FileServer
+from hub_cache import make_hub_cache
 from media_synth import Clip, make_clip
 from typer.testing import CliRunner
 
@@ -124,14 +123,7 @@ def tiny_hub(shared_dir, tmp_path, monkeypatch):
     """Registry entry `tiny-sf`: the tiny Synchformer state dict in huggingface_hub's cache, offline."""
     src = shared_dir / "fixtures/synchformer/tiny_synchformer_state_dict.pt"
     digest, rev, repo_id = sha256(src), "a" * 40, "org/sync"
-    repo = tmp_path / "hf" / "models--org--sync"
-    (repo / "blobs").mkdir(parents=True)
-    shutil.copyfile(src, repo / "blobs" / digest)
-    link = repo / "snapshots" / rev / "ext" / "sf.pth"
-    link.parent.mkdir(parents=True)
-    link.symlink_to(os.path.relpath(repo / "blobs" / digest, link.parent))
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(rev)
+    make_hub_cache(tmp_path / "hf", src, repo_id, "ext/sf.pth", rev, digest)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     (tmp_path / "hub.toml").write_text(
