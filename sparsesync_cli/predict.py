@@ -13,16 +13,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AvsyncError
+from .errors import AvsyncError, MediaError
+from .sampling import SamplingOptions
 
 if TYPE_CHECKING:
     import numpy as np
 
     from .results import SyncResult, WindowResult
+    from .sampling import Sampled
     from .sync_model import SyncModel
     from .windows import Window
 
@@ -43,6 +45,7 @@ class PredictOptions:
     stride_sec: float | None = None
     batch_size: int = 1
     audio_stream: int | None = None
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)  # --sample all|auto
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -81,14 +84,30 @@ def _read_window(reader, w: Window, geometry) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _decode_batches(
-    reader, windows: Sequence[Window], batch_size: int, geometry
+    reader, windows: Sequence[Window], batch_size: int, geometry, skipped: list | None = None
 ) -> Iterator[tuple[list[Window], np.ndarray, np.ndarray]]:
-    """Decode windows in order, ``batch_size`` at a time, as (windows, frames uint8, audio)."""
+    """Decode windows in order, ``batch_size`` at a time, as (windows, frames uint8, audio).
+
+    With ``skipped`` (a list), a window whose data cannot be decoded is appended to it as
+    ``(window, cause)`` and left out; without it, the MediaError propagates.
+    """
     import numpy as np
 
-    for i in range(0, len(windows), batch_size):
-        chunk = list(windows[i : i + batch_size])
-        pairs = [_read_window(reader, w, geometry) for w in chunk]
+    chunk: list[Window] = []
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    for w in windows:
+        try:
+            pairs.append(_read_window(reader, w, geometry))
+        except MediaError as e:
+            if skipped is None:
+                raise
+            skipped.append((w, e.cause))
+            continue
+        chunk.append(w)
+        if len(chunk) == batch_size:
+            yield chunk, np.stack([f for f, _ in pairs]), np.stack([a for _, a in pairs])
+            chunk, pairs = [], []
+    if chunk:
         yield chunk, np.stack([f for f, _ in pairs]), np.stack([a for _, a in pairs])
 
 
@@ -140,23 +159,25 @@ def run_windows(
     batch_size: int = 1,
     on_window: WindowProgress | None = None,
     path: str | None = None,
+    skipped: list | None = None,
 ) -> list[WindowResult]:
     """The model's verdict on each window of an open :class:`MediaReader`, in order.
 
-    Decoding runs one or two batches ahead of the model in a background thread.
+    Decoding runs one or two batches ahead of the model in a background thread. ``skipped``:
+    see :func:`_decode_batches` (undecodable windows are recorded there instead of failing).
     """
     from .results import WindowResult
-    from .windows import window_starts_sec
 
-    starts = window_starts_sec(windows, model.geometry)
     out: list[WindowResult] = []
     if on_window:
         on_window(0, len(windows))
-    batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
+    batches = _prefetch(
+        _decode_batches(reader, windows, batch_size, model.geometry, skipped), PREFETCH_BATCHES
+    )
     for chunk, frames, audio in batches:
         logits = model.logits(frames, audio)
         for w, lg in zip(chunk, logits.tolist(), strict=True):
-            t = starts[len(out)]
+            t = model.geometry.used_start_sec(w)
             try:
                 out.append(WindowResult.from_logits(t, w.shift_sec, lg, model.grid))
             except ValueError:  # non-finite logits: fp16 overflow or a broken checkpoint
@@ -166,8 +187,78 @@ def run_windows(
                     path,
                 ) from None
         if on_window:
-            on_window(len(out), len(windows))
+            on_window(len(out) + len(skipped or ()), len(windows))
     return out
+
+
+@dataclass(frozen=True)
+class WindowsRead:
+    """The windows an analysis read: results in file order, skipped windows, how it sampled."""
+
+    results: list[WindowResult]
+    skipped: list[tuple[float, str]]  # (used-part start, s; why it could not be decoded)
+    sampled: Sampled
+    total: int
+
+
+def analyse_windows(
+    reader,
+    windows: Sequence[Window],
+    model: SyncModel,
+    sampling: SamplingOptions,
+    *,
+    batch_size: int = 1,
+    on_window: WindowProgress | None = None,
+    path: str | None = None,
+) -> WindowsRead:
+    """Run the model on every window (``sampling.mode == "all"``) or as the stopping rule says.
+
+    Windows that cannot be decoded are skipped with their cause; :class:`MediaError` when none
+    of the visited windows could be decoded.
+    """
+    from .sampling import sample_windows
+    from .windows import window_starts_sec
+
+    times = window_starts_sec(windows, model.geometry)
+    by_start = {w: i for i, w in enumerate(windows)}
+    results: dict[int, WindowResult] = {}
+    skipped: dict[int, str] = {}
+    progress = [0]
+
+    def evaluate(batch: list[int]) -> dict[int, tuple[float, ...]]:
+        bad: list = []
+        done0 = progress[0]
+
+        def tick(done: int, _total: int) -> None:
+            if on_window:
+                on_window(done0 + done, len(windows))
+
+        got = run_windows(
+            reader, [windows[i] for i in batch], model, batch_size=batch_size, on_window=tick,
+            path=path, skipped=bad,
+        )  # fmt: skip
+        progress[0] += len(batch)
+        for w, cause in bad:
+            skipped[by_start[w]] = cause
+        decoded = [i for i in batch if i not in skipped]
+        for i, r in zip(decoded, got, strict=True):
+            results[i] = r
+        return {i: results[i].probs for i in decoded}
+
+    if on_window:
+        on_window(0, len(windows))
+    sampled = sample_windows(times, model.grid, evaluate, sampling, batch_size=batch_size)
+    if not results:
+        causes = sorted(set(skipped.values()))
+        raise MediaError(
+            f"no window could be decoded ({len(skipped)} tried): {causes[0] if causes else 'no windows'}", path
+        )
+    return WindowsRead(
+        results=[results[i] for i in sorted(results)],
+        skipped=[(times[i], skipped[i]) for i in sorted(skipped)],
+        sampled=sampled,
+        total=len(windows),
+    )
 
 
 def predict_file(
@@ -206,10 +297,12 @@ def predict_file(
             anchor=anchor,
             path=path,
         )
-        results = run_windows(
-            reader, windows, model, batch_size=options.batch_size, on_window=on_window, path=path
-        )
+        read = analyse_windows(
+            reader, windows, model, options.sampling, batch_size=options.batch_size, on_window=on_window,
+            path=path,
+        )  # fmt: skip
         duration = reader.info.duration_sec
+    results = read.results
     probs = np.array([w.probs for w in results], dtype=np.float64)
     return SyncResult.from_aggregate(
         path,
@@ -219,6 +312,21 @@ def predict_file(
         aggregate=aggregate(probs, model.grid, [w.start_sec for w in results]),
         duration_sec=duration,
         elapsed_sec=time.perf_counter() - t0,
+        sampling=read_summary(read, options.sampling.mode),
+    )
+
+
+def read_summary(read: WindowsRead, mode: str) -> dict:
+    """The result fields saying what was read (``Sampling`` of :mod:`sparsesync_cli.results`)."""
+    from .results import Sampling
+
+    return Sampling(
+        sampling=mode,
+        windows_used=len(read.results),
+        windows_total=read.total,
+        stopped=read.sampled.stopped,
+        decided=read.sampled.decided,
+        skipped=tuple(read.skipped),
     )
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .results import SCHEMA, SyncResult
+from .results import READABLE_SCHEMAS, SCHEMA, SyncResult
 
 CSV_FIELDS = (
     "path",
@@ -80,8 +80,8 @@ def _parse(line: bytes, number: int, path: Path) -> dict[str, Any]:
         record = json.loads(line)
     except ValueError:
         record = None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise UsageError(f"line {number} is not an {SCHEMA} record: not an avsync JSONL report", path)
+    if not isinstance(record, dict) or record.get("schema") not in READABLE_SCHEMAS:
+        raise UsageError(f"line {number} is not an avsync.result/1.x record: not an avsync JSONL report", path)
     return record
 
 

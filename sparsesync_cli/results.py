@@ -16,6 +16,12 @@ meaning gets a new schema string):
 - ``windows``: per window ``start_sec`` (file time where the part the model uses starts),
   ``shift_sec`` (audio read that much later, a simulated offset), ``logits``, ``probs``,
   ``offset_sec`` (its best class) and ``confidence`` (its mass within 0.2 s of that class);
+- (1.1) ``sampling`` ("all": every window was read; "auto": the stopping rule of
+  :mod:`sparsesync_cli.sampling`), ``windows_used`` (windows the verdict comes from),
+  ``windows_total`` (windows a full read has), ``stopped`` (why reading stopped, in words),
+  ``decided`` (false: ``--max-windows`` was reached first; the offset is then the best so far,
+  not a verdict), ``partial`` (some windows could not be decoded), ``skipped`` (those windows:
+  ``start_sec`` and ``error``). Absent in 1.0 objects: read as a full, complete read;
 - ``duration_sec``, ``file_size`` (bytes), ``file_mtime`` (seconds since the epoch, exact:
   resuming compares it), ``elapsed_sec``; ``sign`` and ``clock``: the conventions, spelled out.
 
@@ -37,7 +43,8 @@ from . import clock
 from .aggregate import Aggregate, describe, window_verdict
 from .errors import AvsyncError
 
-SCHEMA = "avsync.result/1"
+SCHEMA = "avsync.result/1.1"
+READABLE_SCHEMAS = ("avsync.result/1", "avsync.result/1.1")  # 1.1 adds fields; readers accept both
 FAMILIES = ("sparsesync", "synchformer")
 
 
@@ -119,6 +126,44 @@ class WindowResult:
         )
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """What was read of a file: how many windows, of how many, why it stopped, what was skipped."""
+
+    sampling: str = "all"
+    windows_used: int | None = None
+    windows_total: int | None = None
+    stopped: str | None = None
+    decided: bool = True
+    skipped: tuple[tuple[float, str], ...] = ()  # (start_sec, why it could not be decoded)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sampling": self.sampling,
+            "windows_used": self.windows_used,
+            "windows_total": self.windows_total,
+            "stopped": self.stopped,
+            "decided": self.decided,
+            "partial": self.partial,
+            "skipped": [{"start_sec": _num(t), "error": e} for t, e in self.skipped],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Sampling:
+        return cls(
+            sampling=d.get("sampling") or "all",
+            windows_used=d.get("windows_used"),
+            windows_total=d.get("windows_total"),
+            stopped=d.get("stopped"),
+            decided=d.get("decided", True),
+            skipped=tuple((s["start_sec"], s["error"]) for s in d.get("skipped") or ()),
+        )
+
+
 def file_stat(path: str | os.PathLike) -> tuple[int | None, float | None]:
     """(size in bytes, mtime) of ``path``, or (None, None) when it cannot be read."""
     try:
@@ -149,6 +194,12 @@ class SyncResult:
     file_size: int | None = None
     file_mtime: float | None = None
     elapsed_sec: float | None = None
+    sampling: Sampling = Sampling()
+
+    @property
+    def partial(self) -> bool:
+        """True when some windows could not be decoded: the verdict comes from the others."""
+        return self.sampling.partial
 
     @property
     def range_sec(self) -> tuple[float, float] | None:
@@ -173,8 +224,15 @@ class SyncResult:
         aggregate: Aggregate,
         duration_sec: float | None = None,
         elapsed_sec: float | None = None,
+        sampling: Sampling | None = None,
     ) -> SyncResult:
         """A successful result; size and mtime are read from ``path`` now."""
+        sampling = sampling or Sampling(windows_used=len(windows), windows_total=len(windows))
+        words = describe(aggregate)
+        if not sampling.decided:
+            words = f"undecided ({sampling.stopped}); best so far: {words}"
+        elif sampling.partial:
+            words += f" (partial: {len(sampling.skipped)} window(s) could not be decoded)"
         size, mtime = file_stat(path)
         return cls(
             path=os.fspath(path),
@@ -182,7 +240,7 @@ class SyncResult:
             error=None,
             model=model,
             offset_sec=aggregate.offset_sec,
-            offset_words=describe(aggregate),
+            offset_words=words,
             offset_class=aggregate.offset_class,
             at_range_edge=aggregate.at_range_edge,
             confidence=aggregate.confidence,
@@ -194,6 +252,7 @@ class SyncResult:
             file_size=size,
             file_mtime=mtime,
             elapsed_sec=elapsed_sec,
+            sampling=sampling,
         )
 
     @classmethod
@@ -257,6 +316,7 @@ class SyncResult:
             "range_sec": [_num(rng[0]), _num(rng[1])] if rng else None,
             "resolution_sec": _num(self.resolution_sec),
             "windows": [w.to_dict() for w in self.windows],
+            **self.sampling.to_dict(),
             "duration_sec": _num(self.duration_sec),
             "file_size": self.file_size,
             "file_mtime": self.file_mtime,
@@ -267,8 +327,8 @@ class SyncResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyncResult:
-        """Read an ``avsync.result/1`` object back (``ValueError`` for another schema)."""
-        if d.get("schema") != SCHEMA:
+        """Read an ``avsync.result/1`` or ``/1.1`` object back (``ValueError`` for another schema)."""
+        if d.get("schema") not in READABLE_SCHEMAS:
             raise ValueError(f"not an {SCHEMA} object (schema {d.get('schema')!r})")
         return cls(
             path=d["path"],
@@ -288,4 +348,5 @@ class SyncResult:
             file_size=d["file_size"],
             file_mtime=d["file_mtime"],
             elapsed_sec=d["elapsed_sec"],
+            sampling=Sampling.from_dict(d),
         )

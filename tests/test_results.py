@@ -18,7 +18,8 @@ MODEL = ModelInfo("sparsesync-vggsound-21", "sparsesync", "/cache/22-09-21T21-00
 KEYS = [
     "schema", "path", "ok", "error", "model", "offset_sec", "offset_words", "offset_class",
     "at_range_edge", "confidence", "agreement", "drift_sec_per_min", "grid", "range_sec",
-    "resolution_sec", "windows", "duration_sec", "file_size", "file_mtime", "elapsed_sec", "sign",
+    "resolution_sec", "windows", "sampling", "windows_used", "windows_total", "stopped", "decided",
+    "partial", "skipped", "duration_sec", "file_size", "file_mtime", "elapsed_sec", "sign",
     "clock",
 ]  # fmt: skip
 WINDOW_KEYS = ["start_sec", "shift_sec", "logits", "probs", "offset_sec", "confidence"]
@@ -44,7 +45,7 @@ def test_schema_fields_in_order(tmp_path):
     result, video = make_result(tmp_path)
     d = result.to_dict()
     assert list(d) == KEYS
-    assert d["schema"] == SCHEMA == "avsync.result/1"
+    assert d["schema"] == SCHEMA == "avsync.result/1.1"
     assert d["ok"] is True and d["error"] is None
     assert d["model"] == {"name": MODEL.name, "family": "sparsesync", "checkpoint": MODEL.checkpoint}
     assert d["sign"] == clock.SIGN and d["clock"] == clock.CLOCK

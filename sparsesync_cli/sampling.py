@@ -1,0 +1,288 @@
+"""Fast triage (``--sample auto``): which windows to read, in what order, and when to stop.
+
+Pure logic over numbers, no I/O and no model: the caller hands in a function that returns the
+class probabilities of a batch of window indices (decoding and running the model, or reading a
+simulation), and :func:`sample_windows` decides what to visit next.
+
+Order: coarse to fine over the file (:func:`visit_order`): the first window, the last, the
+middle, the quarters, the eighths, ... (a van der Corput sequence on the window indices), so
+every prefix of the order is spread evenly over the file.
+
+Stopping rule (the README states it in the same words). After each batch the visited windows
+are aggregated exactly as a full run aggregates all of them (:func:`~sparsesync_cli.aggregate.aggregate`).
+The verdict is **decided**, and reading stops, when all of these hold:
+
+1. the combined confidence is at least ``min_confidence`` (the verdict's ``--min-confidence``);
+2. the agreement is at least ``MIN_AGREEMENT`` (0.7);
+3. at least ``min_windows`` (default 6) windows were decoded, and the first and last of them lie
+   at least ``MIN_SPAN_SHARE`` (80 %) of the file's window span apart;
+4. there is no drift or change evidence among the visited windows: no drift or jump in the
+   aggregate, the robust line through the visited windows moves by less than
+   ``EVIDENCE_MOVE_CLASSES`` (half a class) from the first to the last of them, and every window
+   that confidently names another offset (its own confidence >= ``DISSENT_CONFIDENCE``) has had
+   both neighbouring windows read, and neither of them confidently dissents too (an isolated
+   confident outlier is junk, as the full run treats it; two in a row may be the start of a
+   segment, so the search spreads from them).
+
+While not decided, the next batch is the dissenters' unread neighbours first, then the next
+windows of the coarse-to-fine order. As soon as the visited windows show drift or a change
+(condition 4's first two parts, or a dissenting run of ``DISSENT_RUN`` windows), every window is
+read: the drift and change tests weigh every window of a file, so only a full read measures the
+rate and the change time as a full run does. ``max_windows`` caps the windows read; reaching it
+before a decision leaves the verdict **undecided** (never a guess presented as decided).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .aggregate import Aggregate, aggregate, window_verdict
+
+SAMPLE_MODES = ("all", "auto")
+MIN_AGREEMENT = 0.7  # share of visited windows that must name the verdict (or a class next to it)
+MIN_SPAN_SHARE = 0.8  # first..last visited window must cover this share of the file's window span
+DEFAULT_MIN_WINDOWS = 6
+DEFAULT_MIN_CONFIDENCE = 0.8  # fix's default; predict uses it for the stopping rule too
+EVIDENCE_MOVE_CLASSES = 0.5  # a line through the visited windows moving this far hints at drift
+DISSENT_CONFIDENCE = 0.5  # a window this sure of another offset is a dissenter
+DISSENT_RUN = 3  # this many dissenters next to each other (in the file) is a change, not junk
+GROWTH = 0.25  # after the first round, each batch adds this share of the windows read so far
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How many windows to read: ``mode`` "all" (every window) or "auto" (the stopping rule)."""
+
+    mode: str = "all"
+    min_windows: int = DEFAULT_MIN_WINDOWS
+    max_windows: int | None = None
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE
+
+    def __post_init__(self) -> None:
+        if self.mode not in SAMPLE_MODES:
+            raise ValueError(f"--sample must be one of {', '.join(SAMPLE_MODES)}, got {self.mode!r}")
+        if self.min_windows < 1:
+            raise ValueError("--min-windows must be >= 1")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise ValueError("--max-windows must be >= 1")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("--min-confidence must be between 0 and 1")
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """What :func:`sample_windows` did: windows decoded (with their probabilities), skipped, why it stopped."""
+
+    probs: dict[int, tuple[float, ...]]  # window index -> class probabilities (decoded windows)
+    skipped: tuple[int, ...]  # windows visited but not decodable (the caller knows why)
+    stopped: str  # why reading stopped, in words
+    decided: bool  # False: --max-windows was reached before the verdict was decided
+    read_all: bool  # every window was read (by choice or because the file needed it)
+    order: tuple[int, ...] = field(default=())  # windows in the order they were visited
+
+    @property
+    def used(self) -> list[int]:
+        """Decoded window indices in file order."""
+        return sorted(self.probs)
+
+
+def visit_order(n: int) -> list[int]:
+    """Window indices ``0..n-1`` coarse to fine: first, last, middle, quarters, eighths, ...
+
+    Every index appears once; each prefix is spread over the whole file (van der Corput
+    points ``j / 2^d`` of the span, rounded to a window, duplicates dropped).
+    """
+    if n <= 0:
+        return []
+    order: list[int] = [0]
+    seen = {0}
+    if n > 1:
+        order.append(n - 1)
+        seen.add(n - 1)
+    depth = 1
+    while len(order) < n and (1 << (depth - 1)) <= n:
+        den = 1 << depth
+        for j in range(1, den, 2):
+            i = int(math.floor(j * (n - 1) / den + 0.5))
+            if i not in seen:
+                seen.add(i)
+                order.append(i)
+        depth += 1
+    order += [i for i in range(n) if i not in seen]  # rounding may leave a few: finest level
+    return order
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The stopping rule applied to the visited windows."""
+
+    decided: bool
+    evidence: str | None  # "drift" or "change" when the file needs a full read
+    reason: str  # why not decided yet, or the decision in words
+    wanted: tuple[int, ...] = ()  # unread neighbours of dissenting windows, to read next
+    agg: Aggregate | None = None
+
+
+def judge(
+    probs: dict[int, Sequence[float]],
+    times: Sequence[float],
+    grid: Sequence[float],
+    options: SamplingOptions,
+    *,
+    skipped: Sequence[int] = (),
+) -> Judgement:
+    """Apply the stopping rule (module doc) to decoded windows ``probs`` of a file.
+
+    ``times``: the used-part start of every window of the file (seconds), ``len(times)`` windows.
+    """
+    n_total = len(times)
+    idx = sorted(probs)
+    if not idx:
+        return Judgement(False, None, "no window decoded yet")
+    p = np.array([probs[i] for i in idx], dtype=np.float64)
+    t = np.array([times[i] for i in idx], dtype=np.float64)
+    agg = aggregate(p, grid, t)
+    g = np.asarray(grid, dtype=np.float64)
+    step = float(g[1] - g[0])
+    tol = min(0.2, step) * (1 + 1e-3)
+
+    if agg.drift_sec_per_min is not None:
+        return Judgement(False, "drift", f"drift of {agg.drift_sec_per_min:+.2f} s/min", agg=agg)
+    if agg.jump is not None:
+        return Judgement(False, "change", f"a change of offset near {agg.jump.at_sec:.0f} s", agg=agg)
+    if agg.trend is not None and len(idx) >= 3:
+        tr = agg.trend
+        moves = abs(tr.slope_sec_per_min) * (tr.t_last_sec - tr.t_first_sec) / 60.0
+        if moves >= EVIDENCE_MOVE_CLASSES * step and tr.inliers >= 0.6:
+            return Judgement(False, "drift", f"the visited windows move by {moves:.2f} s", agg=agg)
+
+    # Dissenters: windows confidently naming an offset away from the verdict.
+    dissent = set()
+    for i in idx:
+        k, conf = window_verdict(probs[i], grid)
+        if conf >= DISSENT_CONFIDENCE and abs(g[k] - agg.offset_sec) > tol:
+            dissent.add(i)
+    read = set(idx) | set(skipped)
+    for i in dissent:  # a run of dissenters next to each other is a segment with another offset
+        run = 1
+        j = i + 1
+        while j in dissent:
+            run += 1
+            j += 1
+        if run >= DISSENT_RUN and (i - 1) not in dissent:
+            return Judgement(False, "change", f"windows {i + 1}-{j} name another offset", agg=agg)
+    wanted = sorted({j for i in dissent for j in (i - 1, i + 1) if 0 <= j < n_total and j not in read})
+    spread_on = any(j in dissent for i in dissent for j in (i - 1, i + 1))
+
+    span = max(1e-9, times[-1] - times[0]) if n_total > 1 else 1.0
+    covered = (t[-1] - t[0]) / span if n_total > 1 else 1.0
+    why = []
+    if agg.confidence < options.min_confidence:
+        why.append(f"confidence {agg.confidence:.2f} < {options.min_confidence:g}")
+    if agg.agreement < MIN_AGREEMENT:
+        why.append(f"agreement {agg.agreement:.2f} < {MIN_AGREEMENT:g}")
+    if len(idx) < min(options.min_windows, n_total - len(skipped)):
+        why.append(f"{len(idx)} < {options.min_windows} windows")
+    if covered < MIN_SPAN_SHARE and len(read) < n_total:
+        why.append(f"the windows span {covered:.0%} of the file")
+    if wanted or spread_on:
+        why.append(f"{len(dissent)} window(s) name another offset")
+    if why:
+        return Judgement(False, None, "; ".join(why), wanted=tuple(wanted), agg=agg)
+    return Judgement(
+        True, None, f"confidence {agg.confidence:.2f}, agreement {agg.agreement:.2f}", agg=agg
+    )
+
+
+def sample_windows(
+    times: Sequence[float],
+    grid: Sequence[float],
+    evaluate: Callable[[list[int]], dict[int, Sequence[float]]],
+    options: SamplingOptions,
+    *,
+    batch_size: int = 1,
+) -> Sampled:
+    """Visit windows (all, or by the stopping rule) and return what was read and why it stopped.
+
+    ``times``: used-part start of every window (seconds, file order). ``evaluate(indices)``
+    returns the probabilities of the windows among ``indices`` that could be decoded; the
+    others count as skipped. Batches are multiples of ``batch_size`` where possible.
+    """
+    n = len(times)
+    cap = n if options.max_windows is None else min(n, options.max_windows)
+    probs: dict[int, tuple[float, ...]] = {}
+    skipped: list[int] = []
+    visited: list[int] = []
+
+    def visit(batch: list[int]) -> None:
+        batch = sorted(batch)  # file order: the decoder reads forward where it can
+        got = evaluate(batch)
+        visited.extend(batch)
+        for i in batch:
+            if i in got:
+                probs[i] = tuple(float(x) for x in got[i])
+            else:
+                skipped.append(i)
+
+    if options.mode == "all" or n <= options.min_windows:
+        _visit_all(list(range(n)), cap, batch_size, visit)
+        why = "read every window" + (" (--sample all)" if options.mode == "all" else " (a short file)")
+        if cap < n:
+            return Sampled(probs, tuple(skipped), f"undecided: --max-windows {cap} reached", False, False, tuple(visited))
+        return Sampled(probs, tuple(skipped), why, True, True, tuple(visited))
+
+    order = visit_order(n)
+    pos = 0  # next position in the coarse-to-fine order
+    first = min(max(options.min_windows, batch_size), cap)
+    pending = order[:first]
+    pos = first
+    while True:
+        visit(pending)
+        j = judge(probs, times, grid, options, skipped=skipped)
+        done = set(visited)
+        if j.decided:
+            return Sampled(
+                probs, tuple(skipped), f"decided after {len(visited)} of {n} windows ({j.reason})", True,
+                len(done) == n, tuple(visited),
+            )  # fmt: skip
+        if j.evidence is not None:
+            rest = [i for i in range(n) if i not in done]
+            room = cap - len(visited)
+            _visit_all(rest, room, batch_size, visit)
+            if room < len(rest):
+                return Sampled(
+                    probs, tuple(skipped),
+                    f"undecided: {j.evidence} ({j.reason}) needs every window, --max-windows {cap} reached",
+                    False, False, tuple(visited),
+                )  # fmt: skip
+            return Sampled(
+                probs, tuple(skipped), f"read every window: the visited windows show {j.evidence} ({j.reason})",
+                True, True, tuple(visited),
+            )  # fmt: skip
+        if len(done) >= n:
+            return Sampled(
+                probs, tuple(skipped), f"read every window: not decided earlier ({j.reason})", True, True,
+                tuple(visited),
+            )  # fmt: skip
+        if len(visited) >= cap:
+            return Sampled(
+                probs, tuple(skipped), f"undecided: --max-windows {cap} reached ({j.reason})", False, False,
+                tuple(visited),
+            )  # fmt: skip
+        size = max(batch_size, 2, math.ceil(GROWTH * len(visited)))
+        size = min(size, cap - len(visited))
+        pending = [i for i in j.wanted if i not in done][:size]
+        while len(pending) < size and pos < n:
+            if order[pos] not in done and order[pos] not in pending:
+                pending.append(order[pos])
+            pos += 1
+
+
+def _visit_all(indices: list[int], room: int, batch_size: int, visit: Callable[[list[int]], None]) -> None:
+    # One call: the caller batches for the model and keeps its decoder running ahead.
+    if indices[: max(0, room)]:
+        visit(indices[: max(0, room)])
