@@ -109,6 +109,28 @@ AudioStreamOpt = Annotated[
     ),
 ]
 
+SampleOpt = Annotated[
+    str,
+    typer.Option(
+        "--sample",
+        help="all: read every window; auto: read windows coarse to fine over the file and stop when "
+        "the verdict is decided (README: fast triage).",
+    ),
+]
+MinWindowsOpt = Annotated[
+    int, typer.Option("--min-windows", min=1, help="--sample auto: decide from at least this many windows.")
+]
+MaxWindowsOpt = Annotated[
+    int | None,
+    typer.Option("--max-windows", min=1, help="Read at most this many windows per file (then: undecided)."),
+]
+
+
+def _sampling(sample: str, min_windows: int, max_windows: int | None, min_confidence: float = 0.8):
+    from .sampling import SamplingOptions
+
+    return SamplingOptions(sample, min_windows, max_windows, min_confidence)
+
 
 def _load_model(model, checkpoint, config, device, precision, threads, optimize=True) -> SyncModel:
     from .sync_model import load_model
@@ -196,6 +218,13 @@ def predict(
         typer.Option("--batch-size", min=1, help="Windows per model call (default: 1 on CPU, 8 on CUDA)."),
     ] = None,
     audio_stream: AudioStreamOpt = None,
+    sample: SampleOpt = "all",
+    min_windows: MinWindowsOpt = 6,
+    max_windows: MaxWindowsOpt = None,
+    min_confidence: Annotated[
+        float,
+        typer.Option("--min-confidence", min=0.0, max=1.0, help="--sample auto: stop only when this sure."),
+    ] = 0.8,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders too.")] = False,
     ext: Annotated[
         str | None,
@@ -243,6 +272,7 @@ def predict(
             raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
         # validated before the (slow) model load; the batch size depends on the model's device
         options = _options(start, duration, shift, stride, batch_size or 1, audio_stream)
+        options = replace(options, sampling=_sampling(sample, min_windows, max_windows, min_confidence))
         sync_model = _load_model(model, checkpoint, config, device, precision, threads, not no_optimize)
         options = replace(options, batch_size=batch_size or _default_batch(sync_model))
     except AvsyncError as e:
@@ -371,7 +401,9 @@ def _summary_line(result: SyncResult) -> str:
     drift = (
         f", drifting {result.drift_sec_per_min:+.2f} s/min" if result.drift_sec_per_min is not None else ""
     )
-    return f"{name}: {result.offset_words} ({result.offset_sec:+.2f} s), {conf}{drift}"
+    sm = result.sampling
+    read = f", {sm.windows_used} of {sm.windows_total} windows" if sm.sampling != "all" or sm.skipped else ""
+    return f"{name}: {result.offset_words} ({result.offset_sec:+.2f} s), {conf}{drift}{read}"
 
 
 def _detail(d: dict) -> str:
@@ -504,6 +536,9 @@ def fix(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
     audio_stream: AudioStreamOpt = None,
+    sample: SampleOpt = "all",
+    min_windows: MinWindowsOpt = 6,
+    max_windows: MaxWindowsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was done as one JSON object.")] = False,
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
@@ -526,8 +561,9 @@ def fix(
     try:
         measured = None
         if offset is None:
+            sampling = _sampling(sample, min_windows, max_windows, min_confidence)
             sync_model = _load_model(model, checkpoint, config, device, precision, threads)
-            measured = _measure_one(src, sync_model, audio_stream)
+            measured = _measure_one(src, sync_model, audio_stream, sampling)
             decision = decide_fix(measured, min_confidence=min_confidence)
         else:
             decision = plan_fix(offset)
@@ -542,14 +578,16 @@ def fix(
         _report_fix(out, as_json, src, output, decision, measured, done, dry_run)
     except AvsyncError as e:
         raise _fail(e) from None
+    except ValueError as e:
+        raise _fail(UsageError(str(e))) from None
 
 
-def _measure_one(src: Path, sync_model, audio_stream):
+def _measure_one(src: Path, sync_model, audio_stream, sampling):
     from .predict import PredictOptions, predict_file
 
     err = _err_console()
     err.print(f"avsync: measuring the offset of {src} ...", markup=False)
-    return predict_file(src, sync_model, PredictOptions(audio_stream=audio_stream))
+    return predict_file(src, sync_model, PredictOptions(audio_stream=audio_stream, sampling=sampling))
 
 
 def _report_fix(out, as_json, src, output, decision, measured, done, dry_run) -> None:
@@ -608,6 +646,9 @@ def score(
     whole_file: Annotated[
         bool, typer.Option("--whole-file/--no-whole-file", help="Also score every 4.8 s window of each file.")
     ] = True,
+    sample: SampleOpt = "all",
+    min_windows: MinWindowsOpt = 6,
+    max_windows: MaxWindowsOpt = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders too.")] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines: one per file, then the summary.")
@@ -634,20 +675,26 @@ def score(
         files = collect_media_files(paths, recursive=recursive)
         if not files:
             raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+        try:
+            sampling = _sampling(sample, min_windows, max_windows)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
         if model is None and checkpoint is None:
             model = DESYNC_MODEL
         sync_model = _load_model(model, checkpoint, config, device, precision, threads)
         batch_size = batch_size or _default_batch(sync_model)
         results = []
         for r in score_files(
-            files, sync_model, clip_sec=clip_sec, whole_file=whole_file, batch_size=batch_size
-        ):
+            files, sync_model, clip_sec=clip_sec, whole_file=whole_file, batch_size=batch_size,
+            sampling=sampling,
+        ):  # fmt: skip
             results.append(r)
             if as_json:
                 out.out(json.dumps(r.to_dict()), highlight=False)
             elif r.ok:
                 whole = (
                     f", whole file {r.desync_windows:.3f} (windows) / {r.desync_aggregated:.3f} (combined)"
+                    + (f", {r.n_windows} of {r.windows_total} windows" if r.sampling == "auto" else "")
                     if r.desync_windows is not None
                     else ""
                 )

@@ -50,6 +50,8 @@ def decide_fix(result: SyncResult, *, min_confidence: float = 0.8) -> FixDecisio
         return FixDecision(False, 0.0, f"the offset could not be measured ({result.error})")
     offset = round(float(result.offset_sec), 6)  # grids are float32: 0.2 is 0.20000000298
     words = result.offset_words or ""
+    if not result.sampling.decided:
+        return FixDecision(False, offset, f"the measurement is undecided ({result.sampling.stopped})")
     if result.at_range_edge:
         return FixDecision(
             False, offset, f"{words}: at the edge of the model's range, the true offset may be larger"

@@ -230,6 +230,11 @@ def _file_rows(i: int, r: dict) -> list[str]:
         )
     if _finite(r.get("confidence")) and r["confidence"] < LOW_CONFIDENCE:
         badges.append(f'<span class="badge warn">confidence &lt; {LOW_CONFIDENCE:g}</span>')
+    if r.get("ok") and r.get("decided") is False:
+        badges.append(f'<span class="badge warn" title="{esc(r.get("stopped") or "")}">undecided</span>')
+    if r.get("ok") and r.get("partial"):
+        n = len(r.get("skipped") or [])
+        badges.append(f'<span class="badge warn" title="{n} window(s) could not be decoded">partial</span>')
     # The confidence has its own column; the verdict cell says the offset in words, or the cause.
     if kind == "failed":
         words = f'<span class="error">{esc(r.get("error") or "no offset was measured")}</span>'
@@ -264,13 +269,27 @@ def _facts(r: dict) -> str:
             "Model",
             f"{model.get('name')} ({model.get('family')}), checkpoint {model.get('checkpoint') or 'default'}",
         ),
-        ("Windows", len(r.get("windows") or [])),
+        ("Windows", _windows_read(r)),
         ("Range, resolution", f"{lo} s to {hi} s, {r.get('resolution_sec')} s steps"),
         ("File size", f"{r['file_size']:,} bytes" if _finite(r.get("file_size")) else "unknown"),
         ("Analysis time", f"{r['elapsed_sec']:.1f} s" if _finite(r.get("elapsed_sec")) else "unknown"),
     ]
     items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
     return f'<dl class="facts">{items}</dl>'
+
+
+def _windows_read(r: dict) -> str:
+    """How many windows the verdict comes from, of how many, and why reading stopped (1.1)."""
+    used = len(r.get("windows") or [])
+    total = r.get("windows_total")
+    text = f"{used} of {total} ({r.get('sampling')}: {r.get('stopped')})" if total else str(used)
+    skipped = r.get("skipped") or []
+    if skipped:
+        where = ", ".join(f"{s['start_sec']:g} s" for s in skipped[:5]) + (
+            ", ..." if len(skipped) > 5 else ""
+        )
+        text += f"; {len(skipped)} could not be decoded (at {where}: {skipped[0]['error']})"
+    return text
 
 
 def _models_and_settings(results: list[dict], settings: dict | None) -> list[str]:

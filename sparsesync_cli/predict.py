@@ -251,7 +251,8 @@ def analyse_windows(
     if not results:
         causes = sorted(set(skipped.values()))
         raise MediaError(
-            f"no window could be decoded ({len(skipped)} tried): {causes[0] if causes else 'no windows'}", path
+            f"no window could be decoded ({len(skipped)} tried): {causes[0] if causes else 'no windows'}",
+            path,
         )
     return WindowsRead(
         results=[results[i] for i in sorted(results)],

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .results import READABLE_SCHEMAS, SCHEMA, SyncResult
+from .results import READABLE_SCHEMAS, SyncResult
 
 CSV_FIELDS = (
     "path",
@@ -81,7 +81,9 @@ def _parse(line: bytes, number: int, path: Path) -> dict[str, Any]:
     except ValueError:
         record = None
     if not isinstance(record, dict) or record.get("schema") not in READABLE_SCHEMAS:
-        raise UsageError(f"line {number} is not an avsync.result/1.x record: not an avsync JSONL report", path)
+        raise UsageError(
+            f"line {number} is not an avsync.result/1 record: not an avsync JSONL report", path
+        )
     return record
 
 

@@ -18,7 +18,8 @@ The verdict is **decided**, and reading stops, when all of these hold:
    at least ``MIN_SPAN_SHARE`` (80 %) of the file's window span apart;
 4. there is no drift or change evidence among the visited windows: no drift or jump in the
    aggregate, the robust line through the visited windows moves by less than
-   ``EVIDENCE_MOVE_CLASSES`` (half a class) from the first to the last of them, and every window
+   ``EVIDENCE_MOVE_CLASSES`` (half a class) from the first to the last of them or fits no better
+   than a constant (BIC gain below ``EVIDENCE_BIC``, 2: "positive" evidence), and every window
    that confidently names another offset (its own confidence >= ``DISSENT_CONFIDENCE``) has had
    both neighbouring windows read, and neither of them confidently dissents too (an isolated
    confident outlier is junk, as the full run treats it; two in a row may be the start of a
@@ -41,13 +42,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .aggregate import Aggregate, aggregate, window_verdict
+from .trend import line_gain
 
 SAMPLE_MODES = ("all", "auto")
 MIN_AGREEMENT = 0.7  # share of visited windows that must name the verdict (or a class next to it)
 MIN_SPAN_SHARE = 0.8  # first..last visited window must cover this share of the file's window span
 DEFAULT_MIN_WINDOWS = 6
 DEFAULT_MIN_CONFIDENCE = 0.8  # fix's default; predict uses it for the stopping rule too
-EVIDENCE_MOVE_CLASSES = 0.5  # a line through the visited windows moving this far hints at drift
+EVIDENCE_MOVE_CLASSES = 0.5  # a line through the visited windows moving this far ...
+EVIDENCE_BIC = 2.0  # ... and beating a constant by this much ("positive" evidence) hints at drift
 DISSENT_CONFIDENCE = 0.5  # a window this sure of another offset is a dissenter
 DISSENT_RUN = 3  # this many dissenters next to each other (in the file) is a change, not junk
 GROWTH = 0.25  # after the first round, each batch adds this share of the windows read so far
@@ -75,7 +78,7 @@ class SamplingOptions:
 
 @dataclass(frozen=True)
 class Sampled:
-    """What :func:`sample_windows` did: windows decoded (with their probabilities), skipped, why it stopped."""
+    """What :func:`sample_windows` did: windows decoded (with probabilities), skipped, why it stopped."""
 
     probs: dict[int, tuple[float, ...]]  # window index -> class probabilities (decoded windows)
     skipped: tuple[int, ...]  # windows visited but not decodable (the caller knows why)
@@ -107,7 +110,7 @@ def visit_order(n: int) -> list[int]:
     while len(order) < n and (1 << (depth - 1)) <= n:
         den = 1 << depth
         for j in range(1, den, 2):
-            i = int(math.floor(j * (n - 1) / den + 0.5))
+            i = math.floor(j * (n - 1) / den + 0.5)
             if i not in seen:
                 seen.add(i)
                 order.append(i)
@@ -157,7 +160,20 @@ def judge(
     if agg.trend is not None and len(idx) >= 3:
         tr = agg.trend
         moves = abs(tr.slope_sec_per_min) * (tr.t_last_sec - tr.t_first_sec) / 60.0
-        if moves >= EVIDENCE_MOVE_CLASSES * step and tr.inliers >= 0.6:
+        if (
+            moves >= EVIDENCE_MOVE_CLASSES * step
+            and tr.inliers >= 0.6
+            and (
+                line_gain(
+                    t,
+                    np.array(agg.window_offsets_sec),
+                    np.array(agg.window_weights),
+                    step,
+                    float(g[-1] - g[0]),
+                )
+                >= EVIDENCE_BIC
+            )
+        ):
             return Judgement(False, "drift", f"the visited windows move by {moves:.2f} s", agg=agg)
 
     # Dissenters: windows confidently naming an offset away from the verdict.
@@ -193,9 +209,7 @@ def judge(
         why.append(f"{len(dissent)} window(s) name another offset")
     if why:
         return Judgement(False, None, "; ".join(why), wanted=tuple(wanted), agg=agg)
-    return Judgement(
-        True, None, f"confidence {agg.confidence:.2f}, agreement {agg.agreement:.2f}", agg=agg
-    )
+    return Judgement(True, None, f"confidence {agg.confidence:.2f}, agreement {agg.agreement:.2f}", agg=agg)
 
 
 def sample_windows(
@@ -232,7 +246,9 @@ def sample_windows(
         _visit_all(list(range(n)), cap, batch_size, visit)
         why = "read every window" + (" (--sample all)" if options.mode == "all" else " (a short file)")
         if cap < n:
-            return Sampled(probs, tuple(skipped), f"undecided: --max-windows {cap} reached", False, False, tuple(visited))
+            return Sampled(
+                probs, tuple(skipped), f"undecided: --max-windows {cap} reached", False, False, tuple(visited)
+            )
         return Sampled(probs, tuple(skipped), why, True, True, tuple(visited))
 
     order = visit_order(n)
@@ -260,7 +276,8 @@ def sample_windows(
                     False, False, tuple(visited),
                 )  # fmt: skip
             return Sampled(
-                probs, tuple(skipped), f"read every window: the visited windows show {j.evidence} ({j.reason})",
+                probs, tuple(skipped),
+                f"read every window: the visited windows show {j.evidence} ({j.reason})",
                 True, True, tuple(visited),
             )  # fmt: skip
         if len(done) >= n:

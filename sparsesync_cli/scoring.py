@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import AvsyncError, UsageError
+from .sampling import SamplingOptions
 
 if TYPE_CHECKING:
     from .sync_model import SyncModel
@@ -48,7 +49,11 @@ class DesyncResult:
     last_offset_sec: float | None = None
     desync_windows: float | None = None
     desync_aggregated: float | None = None
-    n_windows: int = 0
+    n_windows: int = 0  # windows the whole-file numbers come from
+    windows_total: int = 0  # windows a full read of the file has
+    sampling: str = "all"  # "auto": the windows were chosen by the stopping rule (fast triage)
+    stopped: str | None = None  # why the whole-file read stopped
+    skipped: int = 0  # windows that could not be decoded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,12 +66,13 @@ def score_file(
     clip_sec: float | None = None,
     whole_file: bool = True,
     batch_size: int = 1,
+    sampling: SamplingOptions | None = None,
 ) -> DesyncResult:
     """DeSync of one file; raises AvsyncError when it cannot be scored (see score_files)."""
     from .aggregate import aggregate
     from .desync import av_benchmark_windows, desync_aggregated, desync_av_benchmark, desync_windows
     from .media.decode import MediaReader
-    from .predict import run_windows
+    from .predict import analyse_windows, run_windows
     from .windows import plan_windows
 
     if model.info.family != "synchformer":
@@ -85,13 +91,20 @@ def score_file(
         }
         if whole_file:
             windows = plan_windows(reader.video_span, reader.audio_span, model.geometry, path=path)
-            results = run_windows(reader, windows, model, batch_size=batch_size, path=path)
+            read = analyse_windows(
+                reader, windows, model, sampling or SamplingOptions(), batch_size=batch_size, path=path
+            )
+            results = read.results
             all_logits = np.array([w.logits for w in results])
             agg = aggregate(np.array([w.probs for w in results]), grid, [w.start_sec for w in results])
             fields.update(
                 desync_windows=desync_windows(all_logits, grid),
                 desync_aggregated=desync_aggregated(agg),
                 n_windows=len(results),
+                windows_total=read.total,
+                sampling=(sampling or SamplingOptions()).mode,
+                stopped=read.sampled.stopped,
+                skipped=len(read.skipped),
             )
     return DesyncResult(path=path, ok=True, **fields)
 

@@ -221,9 +221,14 @@ def _columns(result: dict, grid: list[float], max_cols: int) -> list[dict]:
         )
         spans.append((max(lo, 0.0), hi))
     group = math.ceil(len(wins) / max_cols)
+    # Groups never reach across a gap (windows not read, or not decodable): a gap stays grey.
+    runs, start = [], 0
+    for i in range(1, len(wins) + 1):
+        if i == len(wins) or i - start == group or spans[i][0] > spans[i - 1][1] + 1e-6:
+            runs.append(range(start, i))
+            start = i
     cols = []
-    for g0 in range(0, len(wins), group):
-        members = range(g0, min(g0 + group, len(wins)))
+    for members in runs:
         probs = [_probs(wins[i], grid, result) for i in members]
         mean = [sum(col) / len(probs) for col in zip(*probs, strict=True)]
         confs = [wins[i].get("confidence") for i in members]
@@ -395,10 +400,20 @@ def _legend(result: dict, x: float, y: float) -> list[str]:
             ("8,5", f"drift {fmt_signed(result['drift_sec_per_min'])} s/min (line: fit of window means)")
         )
     items.append(("marker", f"window confidence < {LOW_CONFIDENCE:g}"))
+    total, used = result.get("windows_total"), len(result.get("windows") or [])
+    skipped = len(result.get("skipped") or [])
+    if (total and used < total) or skipped:
+        why = f"{skipped} could not be decoded" if skipped else "fast triage"
+        items.append(("grey", f"grey: not read ({used} of {total or used + skipped} windows; {why})"))
     out = []
     for dash, label in items:
         if dash == "marker":
             out.append(f'<path d="M{x + 8:.2f},{y - 8:.2f} h9 l-4.5,9 z" {MARKER_STYLE}/>')
+        elif dash == "grey":
+            out.append(
+                f'<rect class="legend-gap" x="{x + 4:.2f}" y="{y - 10:.2f}" width="18" height="12" '
+                'fill="#d9d9d9"/>'
+            )
         else:
             out += _halo_line("legend", "", x, y - 4, x + 26, y - 4, False, dash)[1:3]
         out.append(f'<text x="{x + 32:.2f}" y="{y:.2f}" font-size="12" fill="#222222">{esc(label)}</text>')

@@ -203,3 +203,26 @@ def fit_trend(
         significant=bool(significant),
     )
     return trend, jump
+
+
+def line_gain(
+    t_sec: np.ndarray, offsets_sec: np.ndarray, weights: np.ndarray, step: float, range_sec: float
+) -> float:
+    """How much better a line fits than a constant: ``BIC(constant) - BIC(line)`` (> 0: the line).
+
+    The same robust likelihood as :func:`fit_trend`; fast triage (:mod:`sparsesync_cli.sampling`)
+    uses it with a lower bar than ``BIC_MARGIN`` to call a few windows a hint of drift.
+    """
+    t = np.asarray(t_sec, dtype=np.float64)
+    y = np.asarray(offsets_sec, dtype=np.float64)
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-3)
+    n = t.size
+    if n < 3:
+        return 0.0
+    w = w * (n / w.sum())
+    mix = _Mixture(step, 1.0 / (range_sec + step))
+    ones = np.ones(n)
+    t_min = (t - t.mean()) / 60.0
+    _, ll_const, _ = _fit_linear(ones[:, None], y, w, mix)
+    _, ll_line, _ = _fit_linear(np.stack([ones, t_min], axis=1), y, w, mix)
+    return float(2.0 * (ll_line - ll_const) - np.log(n))  # one parameter more
