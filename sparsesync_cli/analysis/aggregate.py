@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import clock
+from .. import clock
 from .trend import Jump, Trend, fit_trend
 
 JUNK_SHARE = 0.1  # prior share of windows that carry no information (mixed in as uniform)

@@ -53,9 +53,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from . import clock
+from .. import clock
+from ..errors import MediaError
 from .aggregate import Aggregate
-from .errors import MediaError
 from .windows import SAMPLES_PER_FRAME, SYNCHFORMER_GEOMETRY, Span, Window
 
 SEGMENT_FRAMES = 16  # one Synchformer segment: 0.64 s of video ...

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import AvsyncError, UsageError
+from ..errors import AvsyncError, UsageError
 
 if TYPE_CHECKING:
-    from .sync_model import SyncModel
+    from ..sync_model import SyncModel
 
 AV_BENCHMARK_SHORT_SIDE = 224  # av-benchmark: Resize(224, bicubic) then CenterCrop(224)
 PROTOCOL = "av-benchmark first+last 4.8 s (hkchengrex/av-benchmark 050a5cd), 21-class argmax"
@@ -63,9 +63,9 @@ def score_file(
     batch_size: int = 1,
 ) -> DesyncResult:
     """DeSync of one file; raises AvsyncError when it cannot be scored (see score_files)."""
+    from ..media.decode import MediaReader
     from .aggregate import aggregate
     from .desync import av_benchmark_windows, desync_aggregated, desync_av_benchmark, desync_windows
-    from .media.decode import MediaReader
     from .predict import run_windows
     from .windows import plan_windows
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from ..errors import DownloadError
 from .checksum import Digests, forget, hash_file, mismatch, record_path, verify_file, write_record
-from .errors import DownloadError
 from .fetch import DownloadOptions, fetch_to_partial, storage_error
 from .registry import ModelEntry, Source
 
