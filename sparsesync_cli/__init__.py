@@ -42,7 +42,7 @@ _EXPORTS = {
     "load_checkpoint": "checkpoints.loading",
     "load_registry": "checkpoints.registry",
     "ensure_files": "checkpoints.download",
-    "score_files": "analysis.scoring",
+    "score_files": "analysis.desync",
     "write_html_report": "report.html",
     "sync_map_svg": "report.syncmap",
     "AvsyncError": "errors",

@@ -626,8 +626,8 @@ def score(
     clip, 21-class argmax, mean |offset|, averaged over files. desync_windows and
     desync_aggregated look at the whole file. Cite which one you report.
     """
+    from .analysis.desync import score_files, summarize
     from .analysis.predict import collect_media_files
-    from .analysis.scoring import score_files, summarize
 
     out = _out_console()
     try:
