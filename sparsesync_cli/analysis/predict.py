@@ -2,7 +2,7 @@
 
 Data flows one way: file -> :class:`~sparsesync_cli.media.decode.MediaReader` (frames and
 samples placed by presentation time) -> centre crop -> model logits per window -> aggregate ->
-:class:`~sparsesync_cli.results.SyncResult`. Decoding runs in a background thread that fills a
+:class:`~sparsesync_cli.analysis.results.SyncResult`. Decoding runs in a background thread that fills a
 small bounded queue, so the model never waits for the decoder on CPU and memory stays bounded.
 """
 

@@ -1,7 +1,7 @@
 """Fast, pickle-free reloads of registry models: safetensors next to the downloaded checkpoint.
 
 The first load of a registry model reads the verified official checkpoint with the safe
-unpickler (:mod:`sparsesync_cli.checkpoint`), then keeps its weights as ``model.safetensors``
+unpickler (:mod:`sparsesync_cli.checkpoints.loading`), then keeps its weights as ``model.safetensors``
 and its config as ``model.json`` in the model's cache folder. Later loads read those two
 files: no pickle at all, and no optimizer state to skip (official ``.pt`` files carry one).
 The JSON records the sha256 of the checkpoint the weights came from; when the registry pins, or
