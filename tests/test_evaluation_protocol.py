@@ -161,7 +161,10 @@ def _serve(srv: FileServer, tmp_path: Path, name: str, data: bytes) -> RemoteFil
     return RemoteFile(f"{srv.url}/{name}", _sha(data), len(data))
 
 
-OFFSETS = b"path,offset_sec,vstart_sec\naaaaaaaaaaa_0_10000,0.4,3.44\nbbbbbbbbbbb_1000_11000,-1.2,0.8\nccccccccccc_0_10000,2.0,1.0\n"
+OFFSETS = (
+    b"path,offset_sec,vstart_sec\n"
+    b"aaaaaaaaaaa_0_10000,0.4,3.44\nbbbbbbbbbbb_1000_11000,-1.2,0.8\nccccccccccc_0_10000,2.0,1.0\n"
+)
 CLASSES = b"class\tis_sparse\ndog barking\ty\nairplane\tn\nlions roaring\ty\n"
 META = b'aaaaaaaaaaa,0,dog barking,test\nbbbbbbbbbbb,1,airplane,test\nccccccccccc,0,"lions roaring",test\n'
 
