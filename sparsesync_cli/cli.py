@@ -688,6 +688,8 @@ def score(
     except AvsyncError as e:
         raise _fail(e) from None
     summary = summarize(results)
+    if sync_model.info.calibration is not None:
+        summary["calibration"] = sync_model.info.calibration  # which temperature the windows had
     if as_json:
         out.out(json.dumps({"summary": summary}), highlight=False)
     else:
@@ -908,12 +910,15 @@ def evaluate_run(
         if resumed:
             err.print(f"avsync: {resumed} item(s) taken from {jsonl}", markup=False)
         metrics = compute_metrics(records, sync_model.grid, temperature=cal.temperature if cal else 1.0)
+        # the published value of this model if there is one, else every one published for the protocol
+        published = named.published if named else {}
+        mine = {k: v for k, v in published.items() if k == sync_model.info.name}
         metrics = {
             **metrics,
             "protocol": protocol,
             "model": sync_model.info.result_model().to_dict(),
             "calibration": cal.summary() if cal else None,
-            "published_acc1": named.published if named else {},
+            "published_acc1": mine or published,
         }
         if fit_calibration is not None:
             fitted = cal_mod.fit_calibration(records, sync_model.info)
