@@ -4,6 +4,7 @@ report; and the random-weight fixture model against `predict --start --shift --d
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -245,6 +246,33 @@ def test_evaluate_make_protocol_and_default_command_dispatch(dataset, tmp_path, 
     assert len(read_protocol(out)) == 6
     r, m = _evaluate(out, "--root", dataset, "--json")
     assert r.exit_code == 0 and m["n"] == 6 and m["protocol"] == str(out)
+
+
+def test_a_named_protocol_is_fetched_then_evaluated(dataset, tmp_path, fake, monkeypatch):
+    from http_server import FileServer
+
+    from sparsesync_cli.evaluation import named
+
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path / "cache"))
+    csv = _write(tmp_path, HAND_ROWS, "served.csv")
+    srv = FileServer()
+    srv.files["/offsets.csv"] = csv
+    data = csv.read_bytes()
+    rf = named.RemoteFile(f"{srv.url}/offsets.csv", hashlib.sha256(data).hexdigest(), len(data))
+    proto = named.NamedProtocol(
+        "mini-lrs3", "t", {"offsets": rf}, named.build_from_offsets, 21, 4, {"fake": 75.0}
+    )
+    monkeypatch.setitem(named.NAMED_PROTOCOLS, "mini-lrs3", proto)
+    try:
+        r, m = _evaluate("mini-lrs3", "--root", dataset / "lrs3", "--json")
+    finally:
+        srv.close()
+    assert r.exit_code == 0, r.output
+    assert m["protocol"] == "mini-lrs3" and m["n"] == 4 and m["published_acc1"] == {"fake": 75.0}
+    assert m["acc1"] == 75.0
+    monkeypatch.setenv("AVSYNC_OFFLINE", "1")  # the server is gone: the cache answers
+    r, m = _evaluate("mini-lrs3", "--root", dataset / "lrs3", "--json")
+    assert r.exit_code == 0 and m["n"] == 4
 
 
 # ---------------------------------------------------------------- the fixture model
