@@ -989,8 +989,8 @@ def evaluate_make_protocol(
     Items whose window (audio included) would leave the file are never drawn; clips too short
     for any offset are skipped and listed.
     """
+    from .analysis.predict import collect_media_files
     from .evaluation.protocol import make_protocol, parse_offsets, write_protocol
-    from .predict import collect_media_files
 
     err = _err_console()
     try:

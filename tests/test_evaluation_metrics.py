@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
 from sparsesync_cli.errors import UsageError
 from sparsesync_cli.evaluation.calibration import (
     apply_calibration,
@@ -20,7 +21,6 @@ from sparsesync_cli.evaluation.metrics import SCHEMA, compute_metrics, target_cl
 from sparsesync_cli.evaluation.protocol import ProtocolItem
 from sparsesync_cli.evaluation.run import item_record
 from sparsesync_cli.sync_model import ModelSetup
-from sparsesync_cli.windows import SPARSESYNC_GEOMETRY
 
 GRID21 = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 GRID3 = (-1.0, 0.0, 1.0)

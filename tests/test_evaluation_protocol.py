@@ -6,10 +6,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from http_server import FileServer
-from media_synth import Clip, cached_clip
+from helpers.http_server import FileServer
+from helpers.media_synth import Clip, cached_clip
 
 from sparsesync_cli import clock
+from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, check_window, window_at
 from sparsesync_cli.errors import DownloadError, UsageError
 from sparsesync_cli.evaluation import named
 from sparsesync_cli.evaluation.named import NamedProtocol, RemoteFile, fetch_named_protocol
@@ -22,7 +23,6 @@ from sparsesync_cli.evaluation.protocol import (
     write_protocol,
 )
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.windows import SPARSESYNC_GEOMETRY, check_window, window_at
 
 # ---------------------------------------------------------------- the CSV format
 

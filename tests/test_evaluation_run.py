@@ -13,17 +13,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from media_synth import Clip, cached_clip
+from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
+from sparsesync_cli.analysis.predict import PredictOptions, predict_file
+from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
 from sparsesync_cli.cli import app
 from sparsesync_cli.evaluation.metrics import target_class
 from sparsesync_cli.evaluation.protocol import ProtocolItem, read_protocol, write_protocol
 from sparsesync_cli.evaluation.run import evaluate_items, read_item_jsonl
-from sparsesync_cli.predict import PredictOptions, predict_file
 from sparsesync_cli.sync_model import ModelSetup
-from sparsesync_cli.windows import SPARSESYNC_GEOMETRY
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 EVENT_SEC = 3.0  # the synthetic clips flash and click together here: they are in sync
@@ -249,7 +249,7 @@ def test_evaluate_make_protocol_and_default_command_dispatch(dataset, tmp_path, 
 
 
 def test_a_named_protocol_is_fetched_then_evaluated(dataset, tmp_path, fake, monkeypatch):
-    from http_server import FileServer
+    from helpers.http_server import FileServer
 
     from sparsesync_cli.evaluation import named
 

@@ -218,7 +218,7 @@ def is_named(spec: str) -> bool:
 
 
 def protocols_dir() -> Path:
-    from ..download import cache_dir
+    from ..checkpoints.download import cache_dir
 
     return cache_dir() / "protocols"
 
@@ -257,15 +257,15 @@ def fetch_named_protocol(
 
 def _ensure(folder: Path, rf: RemoteFile, progress, options) -> Path:
     """A verified local copy of ``rf`` in ``folder``: downloaded to a partial file, checked,
-    renamed into place, and recorded like a checkpoint (see :mod:`sparsesync_cli.checksum`).
+    renamed into place, and recorded like a checkpoint (see :mod:`sparsesync_cli.checkpoints.checksum`).
 
     Without a published sha256 the one recorded at the first download is kept: a later copy
     that differs is refused, never silently accepted.
     """
-    from ..checksum import read_record, record_path, verify_file, write_record
-    from ..download import OFFLINE_ENV, _download_verified
-    from ..fetch import DownloadOptions, storage_error
-    from ..registry import Source
+    from ..checkpoints.checksum import read_record, record_path, verify_file, write_record
+    from ..checkpoints.download import OFFLINE_ENV, _download_verified
+    from ..checkpoints.fetch import DownloadOptions, storage_error
+    from ..checkpoints.registry import Source
 
     source = Source(url=rf.url, sha256=rf.sha256, size=rf.size)
     dest = folder / source.filename

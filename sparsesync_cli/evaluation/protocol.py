@@ -3,7 +3,7 @@
 The authors' columns are ``path,offset_sec,vstart_sec`` (``scripts/make_fixed_offset.py``):
 ``path`` names a clip without its ``.mp4`` suffix, relative to the dataset folder; the item reads
 125 frames from ``vstart_sec`` and the audio from ``vstart_sec + offset_sec`` (audio early by
-``offset_sec`` when positive), which is :func:`~sparsesync_cli.windows.window_at`.
+``offset_sec`` when positive), which is :func:`~sparsesync_cli.analysis.windows.window_at`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def feasible_starts(video_span: tuple[int, int], audio_span: tuple[int, int], of
     """First frames ``f`` at which the item (``f / 25``, ``offset_sec``) reads only real frames and
     real audio: the window of :func:`window_at` lies inside both streams, audio included."""
     from .. import clock
-    from ..windows import window_at
+    from ..analysis.windows import window_at
 
     out = []
     for f in range(video_span[0], video_span[1] - clock.FRAMES_PER_WINDOW + 1):

@@ -1,9 +1,9 @@
 """Running a model over a protocol: one window per item, decoded ahead of the model, in batches.
 
 Each item computes exactly what ``avsync predict CLIP --start vstart_sec --shift offset_sec
---duration 5`` computes: the window is placed by :func:`~sparsesync_cli.windows.window_at` (the
-paper's arithmetic), checked by :func:`~sparsesync_cli.windows.check_window`, and decoded by the
-same reader and crop as :func:`~sparsesync_cli.predict.run_windows`; so the logits are the same
+--duration 5`` computes: the window is placed by :func:`~sparsesync_cli.analysis.windows.window_at` (the
+paper's arithmetic), checked by :func:`~sparsesync_cli.analysis.windows.check_window`, and decoded by the
+same reader and crop as :func:`~sparsesync_cli.analysis.predict.run_windows`; so the logits are the same
 numbers. Decoding runs in a background thread a few batches ahead of the model; batches mix items
 of different clips, so a GPU stays busy on datasets of one item per clip.
 
@@ -137,9 +137,9 @@ def _decode_items(
     audio_stream: int | None,
 ) -> Iterator[list[tuple[ProtocolItem, str | None, Any, Any, str | None]]]:
     """Batches of ``(item, file, frames, audio, error)``; consecutive items of a clip share a reader."""
+    from ..analysis.predict import _read_window
+    from ..analysis.windows import check_window, window_at
     from ..media.decode import MediaReader
-    from ..predict import _read_window
-    from ..windows import check_window, window_at
 
     reader = None
     batch: list = []
@@ -189,7 +189,7 @@ def evaluate_items(
     """
     import numpy as np
 
-    from ..predict import _prefetch
+    from ..analysis.predict import _prefetch
 
     if batch_size < 1:
         raise UsageError("batch size must be >= 1")
