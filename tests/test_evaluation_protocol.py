@@ -269,3 +269,15 @@ def test_the_named_table_pins_one_commit_and_hashes():
         for role, rf in p.files.items():
             assert rf.url.startswith(named.RAW_BASE)
             assert rf.sha256 is not None or role == "meta"  # only vggsound.csv is trusted on first use
+
+
+def test_make_protocol_into_a_missing_folder_is_one_line_and_leaves_nothing(clips, tmp_path):
+    from typer.testing import CliRunner
+
+    from sparsesync_cli.cli import app
+
+    long, _ = clips
+    out = tmp_path / "no" / "such" / "p.csv"
+    r = CliRunner().invoke(app, ["evaluate", "make-protocol", str(long), "-o", str(out)])
+    assert r.exit_code == 2 and "cannot write" in r.output and str(out) in r.output
+    assert not (tmp_path / "no").exists()

@@ -89,16 +89,12 @@ def write_protocol(items: Iterable[ProtocolItem], path: str | os.PathLike) -> No
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, fsync it, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write ``text`` through the one atomic writer; a failure is one :class:`UsageError` line."""
+    from ..atomic import write_text
+
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_text(path, text)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise UsageError(f"cannot write: {e.strerror or e}", path) from None
 
 
