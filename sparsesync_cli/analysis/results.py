@@ -58,16 +58,20 @@ class ModelInfo:
     name: str
     family: str  # a name in sparsesync_cli.families
     checkpoint: str | None = None
+    calibration: dict[str, Any] | None = None  # the temperature calibration applied, if any
 
     def __post_init__(self) -> None:
         get_family(self.family)  # ValueError naming the known families
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
-        return cls(d["name"], d["family"], d.get("checkpoint"))
+        return cls(d["name"], d["family"], d.get("checkpoint"), d.get("calibration"))
 
 
 @dataclass(frozen=True)
