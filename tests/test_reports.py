@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from sparsesync_cli.aggregate import aggregate
+from sparsesync_cli.analysis.aggregate import aggregate
+from sparsesync_cli.analysis.results import ModelInfo, SyncResult, WindowResult
 from sparsesync_cli.errors import MediaError, UsageError
-from sparsesync_cli.reports import (
+from sparsesync_cli.report.records import (
     CSV_FIELDS,
     CsvReport,
     JsonlReport,
@@ -19,7 +20,6 @@ from sparsesync_cli.reports import (
     latest_results,
     read_jsonl,
 )
-from sparsesync_cli.results import ModelInfo, SyncResult, WindowResult
 
 MODEL = ModelInfo("synchformer-audioset", "synchformer")
 GRID = [round(-2 + 0.2 * i, 1) for i in range(21)]
@@ -91,7 +91,7 @@ def test_a_last_record_without_its_newline_is_kept(tmp_path, videos):
 def test_a_file_that_is_not_a_report_is_refused_and_left_alone(tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("shopping list\neggs")
-    with pytest.raises(UsageError, match=r"line 1 is not an avsync\.result/1\.x record"):
+    with pytest.raises(UsageError, match=r"line 1 is not an avsync\.result/1 record"):
         JsonlReport(other)
     assert other.read_text() == "shopping list\neggs"
     with pytest.raises(UsageError) as e:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsesync_cli.aggregate import aggregate
-from sparsesync_cli.sampling import SamplingOptions, judge, sample_windows, visit_order
+from sparsesync_cli.analysis.aggregate import aggregate
+from sparsesync_cli.analysis.sampling import SamplingOptions, judge, sample_windows, visit_order
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 AUTO = SamplingOptions(mode="auto")

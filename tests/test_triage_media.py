@@ -6,15 +6,15 @@ import json
 
 import numpy as np
 import pytest
-from fake_model import FakeModel
-from media_synth import Clip, cached_clip
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
 
+from sparsesync_cli.analysis.predict import PredictOptions, _read_window, iter_predictions, predict_file
+from sparsesync_cli.analysis.results import SyncResult
+from sparsesync_cli.analysis.sampling import SamplingOptions, visit_order
+from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, plan_windows
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.predict import PredictOptions, _read_window, iter_predictions, predict_file
-from sparsesync_cli.results import SyncResult
-from sparsesync_cli.sampling import SamplingOptions, visit_order
-from sparsesync_cli.syncmap import sync_map_svg
-from sparsesync_cli.windows import SPARSESYNC_GEOMETRY, plan_windows
+from sparsesync_cli.report.syncmap import sync_map_svg
 
 AUTO = PredictOptions(sampling=SamplingOptions(mode="auto"))
 SHARED_CLIPS = ("lrs3_C8zY0oAdQrs_00018_25fps_256side_16k.mp4", "vggsound_3qesirWAGt4_25fps_256side_16k.mp4")
@@ -151,7 +151,7 @@ def test_max_windows_leaves_the_verdict_undecided(coded):
     r = predict_file(coded, TimeCodedModel(lambda t: 0.4), opts)
     assert r.sampling.windows_used == 3 and not r.sampling.decided
     assert r.offset_words.startswith("undecided")
-    from sparsesync_cli.fixing import decide_fix
+    from sparsesync_cli.analysis.fix_decision import decide_fix
 
     assert not decide_fix(r).apply and "undecided" in decide_fix(r).reason
 

@@ -17,7 +17,7 @@ meaning gets a new schema string):
   ``shift_sec`` (audio read that much later, a simulated offset), ``logits``, ``probs``,
   ``offset_sec`` (its best class) and ``confidence`` (its mass within 0.2 s of that class);
 - (1.1) ``sampling`` ("all": every window was read; "auto": the stopping rule of
-  :mod:`sparsesync_cli.sampling`), ``windows_used`` (windows the verdict comes from),
+  :mod:`sparsesync_cli.analysis.sampling`), ``windows_used`` (windows the verdict comes from),
   ``windows_total`` (windows a full read has), ``stopped`` (why reading stopped, in words),
   ``decided`` (false: ``--max-windows`` was reached first; the offset is then the best so far,
   not a verdict), ``partial`` (some windows could not be decoded), ``skipped`` (those windows:
@@ -39,13 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from . import clock
+from .. import clock
+from ..errors import AvsyncError
+from ..families import get_family
 from .aggregate import Aggregate, describe, window_verdict
-from .errors import AvsyncError
 
 SCHEMA = "avsync.result/1.1"
 READABLE_SCHEMAS = ("avsync.result/1", "avsync.result/1.1")  # 1.1 adds fields; readers accept both
-FAMILIES = ("sparsesync", "synchformer")
 
 
 def _num(x: float | None, digits: int = 6) -> float | None:
@@ -63,19 +63,22 @@ class ModelInfo:
     """Which model produced a result."""
 
     name: str
-    family: str  # "sparsesync" or "synchformer"
+    family: str  # a name in sparsesync_cli.families
     checkpoint: str | None = None
+    calibration: dict[str, Any] | None = None  # the temperature calibration applied, if any
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
+        get_family(self.family)  # ValueError naming the known families
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
-        return cls(d["name"], d["family"], d.get("checkpoint"))
+        return cls(d["name"], d["family"], d.get("checkpoint"), d.get("calibration"))
 
 
 @dataclass(frozen=True)

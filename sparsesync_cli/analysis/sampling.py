@@ -9,8 +9,9 @@ middle, the quarters, the eighths, ... (a van der Corput sequence on the window 
 every prefix of the order is spread evenly over the file.
 
 Stopping rule (the README states it in the same words). After each batch the visited windows
-are aggregated exactly as a full run aggregates all of them (:func:`~sparsesync_cli.aggregate.aggregate`).
-The verdict is **decided**, and reading stops, when all of these hold:
+are aggregated exactly as a full run aggregates all of them
+(:func:`~sparsesync_cli.analysis.aggregate.aggregate`). The verdict is **decided**, and
+reading stops, when all of these hold:
 
 1. the combined confidence is at least ``min_confidence`` (the verdict's ``--min-confidence``);
 2. the agreement is at least ``MIN_AGREEMENT`` (0.7);

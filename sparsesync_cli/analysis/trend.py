@@ -210,7 +210,7 @@ def line_gain(
 ) -> float:
     """How much better a line fits than a constant: ``BIC(constant) - BIC(line)`` (> 0: the line).
 
-    The same robust likelihood as :func:`fit_trend`; fast triage (:mod:`sparsesync_cli.sampling`)
+    The same robust likelihood as :func:`fit_trend`; fast triage (:mod:`sparsesync_cli.analysis.sampling`)
     uses it with a lower bar than ``BIC_MARGIN`` to call a few windows a hint of drift.
     """
     t = np.asarray(t_sec, dtype=np.float64)
