@@ -13,25 +13,30 @@ are aggregated exactly as a full run aggregates all of them
 (:func:`~sparsesync_cli.analysis.aggregate.aggregate`). The verdict is **decided**, and
 reading stops, when all of these hold:
 
-1. the combined confidence is at least ``min_confidence`` (the verdict's ``--min-confidence``);
+1. the combined confidence is at least ``min_confidence`` (the verdict's ``--min-confidence``),
+   and the verdict's class is at least ``POSTERIOR_MARGIN`` (2) times as likely as any other;
 2. the agreement is at least ``MIN_AGREEMENT`` (0.7);
 3. at least ``min_windows`` (default 6) windows were decoded, and the first and last of them lie
    at least ``MIN_SPAN_SHARE`` (80 %) of the file's window span apart;
 4. there is no drift or change evidence among the visited windows: no drift or jump in the
-   aggregate, the robust line through the visited windows moves by less than
-   ``EVIDENCE_MOVE_CLASSES`` (half a class) from the first to the last of them or fits no better
-   than a constant (BIC gain below ``EVIDENCE_BIC``, 2: "positive" evidence), and every window
-   that confidently names another offset (its own confidence >= ``DISSENT_CONFIDENCE``) has had
-   both neighbouring windows read, and neither of them confidently dissents too (an isolated
-   confident outlier is junk, as the full run treats it; two in a row may be the start of a
-   segment, so the search spreads from them).
+   aggregate; no run of ``DISSENT_RUN`` (3) consecutive visited windows that confidently (own
+   confidence >= ``DISSENT_CONFIDENCE``, 0.5) name the same other offset; no line through the
+   visited windows (isolated outliers set aside) that moves by ``EVIDENCE_MOVE_CLASSES`` (0.75
+   of a class) or more and beats a constant by ``EVIDENCE_BIC`` (6, "strong" evidence);
+5. every window that confidently names another offset is cleared: between its nearest visited
+   neighbours there is no room for a segment the full run could call a change (3 windows and
+   10 % of the file, the trend module's minimum); until then the windows halfway towards those
+   neighbours are read next (bisection: a few windows per outlier);
+6. the offset is not near a class boundary: the mean of the agreeing windows' own sub-class
+   estimates is at least ``BOUNDARY_SE`` (2.5) standard errors from the midpoint to the next
+   class (otherwise a sample could pick either class where the full run picks one).
 
-While not decided, the next batch is the dissenters' unread neighbours first, then the next
-windows of the coarse-to-fine order. As soon as the visited windows show drift or a change
-(condition 4's first two parts, or a dissenting run of ``DISSENT_RUN`` windows), every window is
-read: the drift and change tests weigh every window of a file, so only a full read measures the
-rate and the change time as a full run does. ``max_windows`` caps the windows read; reaching it
-before a decision leaves the verdict **undecided** (never a guess presented as decided).
+While not decided, the next batch is the windows condition 5 asks for, then the next windows of
+the coarse-to-fine order (each batch a quarter of the windows read so far, at least the model's
+batch size). As soon as condition 4 fails, every window is read: the drift and change tests
+weigh every window of a file, so only a full read measures the rate and the change time as a
+full run does. ``max_windows`` caps the windows read; reaching it before a decision leaves the
+verdict **undecided** (never a guess presented as decided).
 """
 
 from __future__ import annotations
@@ -43,17 +48,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .aggregate import Aggregate, aggregate, window_verdict
-from .trend import line_gain
+from .trend import SEGMENT_MIN_SHARE, SEGMENT_MIN_WINDOWS, line_gain
 
 SAMPLE_MODES = ("all", "auto")
 MIN_AGREEMENT = 0.7  # share of visited windows that must name the verdict (or a class next to it)
 MIN_SPAN_SHARE = 0.8  # first..last visited window must cover this share of the file's window span
 DEFAULT_MIN_WINDOWS = 6
 DEFAULT_MIN_CONFIDENCE = 0.8  # fix's default; predict uses it for the stopping rule too
-EVIDENCE_MOVE_CLASSES = 0.5  # a line through the visited windows moving this far ...
-EVIDENCE_BIC = 2.0  # ... and beating a constant by this much ("positive" evidence) hints at drift
+EVIDENCE_MOVE_CLASSES = 0.75  # a line through the visited windows moving this far ...
+EVIDENCE_BIC = 6.0  # ... and beating a constant by this much ("positive" evidence) hints at drift
 DISSENT_CONFIDENCE = 0.5  # a window this sure of another offset is a dissenter
-DISSENT_RUN = 3  # this many dissenters next to each other (in the file) is a change, not junk
+DISSENT_RUN = 3  # this many agreeing dissenters in a row (of the windows read) is a change
+BOUNDARY_SE = 2.5  # the windows' mean offset must be this many standard errors from a class boundary
+POSTERIOR_MARGIN = 2.0  # the verdict's class must be this many times as likely as any other
 GROWTH = 0.25  # after the first round, each batch adds this share of the windows read so far
 
 
@@ -158,42 +165,53 @@ def judge(
         return Judgement(False, "drift", f"drift of {agg.drift_sec_per_min:+.2f} s/min", agg=agg)
     if agg.jump is not None:
         return Judgement(False, "change", f"a change of offset near {agg.jump.at_sec:.0f} s", agg=agg)
-    if agg.trend is not None and len(idx) >= 3:
-        tr = agg.trend
-        moves = abs(tr.slope_sec_per_min) * (tr.t_last_sec - tr.t_first_sec) / 60.0
-        if (
-            moves >= EVIDENCE_MOVE_CLASSES * step
-            and tr.inliers >= 0.6
-            and (
-                line_gain(
-                    t,
-                    np.array(agg.window_offsets_sec),
-                    np.array(agg.window_weights),
-                    step,
-                    float(g[-1] - g[0]),
-                )
-                >= EVIDENCE_BIC
-            )
-        ):
-            return Judgement(False, "drift", f"the visited windows move by {moves:.2f} s", agg=agg)
-
-    # Dissenters: windows confidently naming an offset away from the verdict.
-    dissent = set()
+    # Dissenters: windows confidently naming an offset away from the verdict, grouped in runs of
+    # visited windows (in file order) that agree with each other.
+    read = set(idx) | set(skipped)
+    groups: list[list[int]] = []
+    at = {i: p for p, i in enumerate(idx)}
     for i in idx:
         k, conf = window_verdict(probs[i], grid)
-        if conf >= DISSENT_CONFIDENCE and abs(g[k] - agg.offset_sec) > tol:
-            dissent.add(i)
-    read = set(idx) | set(skipped)
-    for i in dissent:  # a run of dissenters next to each other is a segment with another offset
-        run = 1
-        j = i + 1
-        while j in dissent:
-            run += 1
-            j += 1
-        if run >= DISSENT_RUN and (i - 1) not in dissent:
-            return Judgement(False, "change", f"windows {i + 1}-{j} name another offset", agg=agg)
-    wanted = sorted({j for i in dissent for j in (i - 1, i + 1) if 0 <= j < n_total and j not in read})
-    spread_on = any(j in dissent for i in dissent for j in (i - 1, i + 1))
+        if conf < DISSENT_CONFIDENCE or abs(g[k] - agg.offset_sec) <= tol:
+            continue
+        prev = groups[-1] if groups else None
+        if prev and at[prev[-1]] == at[i] - 1 and abs(g[np.argmax(probs[prev[-1]])] - g[k]) <= tol:
+            prev.append(i)
+        else:
+            groups.append([i])
+    for grp in groups:
+        if len(grp) >= DISSENT_RUN:
+            why = f"windows {grp[0] + 1}..{grp[-1] + 1} name another offset"
+            return Judgement(False, "change", why, agg=agg)
+    # A group is cleared when no segment long enough for the full run to call a change
+    # (SEGMENT_MIN_WINDOWS and SEGMENT_MIN_SHARE of the windows) fits between its read neighbours;
+    # otherwise read halfway towards them (bisection: a few windows per outlier).
+    min_segment = max(SEGMENT_MIN_WINDOWS, math.ceil(SEGMENT_MIN_SHARE * n_total))
+    wanted: set[int] = set()
+    cleared: set[int] = set()
+    for grp in groups:
+        pos0, pos1 = at[grp[0]], at[grp[-1]]
+        left = idx[pos0 - 1] if pos0 > 0 else -1
+        right = idx[pos1 + 1] if pos1 + 1 < len(idx) else n_total
+        if right - left - 1 < min_segment:
+            cleared.update(grp)
+            continue
+        for j in ((left + grp[0]) // 2, (grp[-1] + right + 1) // 2):
+            if 0 <= j < n_total and j not in read:
+                wanted.add(j)
+        if not wanted & set(range(left + 1, right)):  # nothing left to read in between
+            cleared.update(grp)
+    if not wanted and agg.trend is not None and len(idx) - len(cleared) >= 3:
+        keep = [k for k, i in enumerate(idx) if i not in cleared]
+        tk = t[keep]
+        yk = np.array(agg.window_offsets_sec)[keep]
+        wk = np.array(agg.window_weights)[keep]
+        slope = np.polyfit(tk / 60.0, yk, 1, w=np.sqrt(np.maximum(wk, 1e-3)))[0] if np.ptp(tk) > 0 else 0.0
+        moves = abs(slope) * np.ptp(tk) / 60.0
+        if moves >= EVIDENCE_MOVE_CLASSES * step and (
+            line_gain(tk, yk, wk, step, float(g[-1] - g[0])) >= EVIDENCE_BIC
+        ):
+            return Judgement(False, "drift", f"the visited windows move by {moves:.2f} s", agg=agg)
 
     span = max(1e-9, times[-1] - times[0]) if n_total > 1 else 1.0
     covered = (t[-1] - t[0]) / span if n_total > 1 else 1.0
@@ -206,10 +224,27 @@ def judge(
         why.append(f"{len(idx)} < {options.min_windows} windows")
     if covered < MIN_SPAN_SHARE and len(read) < n_total:
         why.append(f"the windows span {covered:.0%} of the file")
-    if wanted or spread_on:
-        why.append(f"{len(dissent)} window(s) name another offset")
+    k = agg.offset_class
+    post = np.asarray(agg.posterior)
+    runner_up = float(np.max(np.delete(post, k))) if post.size > 1 else 0.0
+    if post[k] < POSTERIOR_MARGIN * runner_up:
+        why.append(f"the offset class leads the next by {post[k] / max(runner_up, 1e-300):.1f}x")
+    # Sub-class position: when the windows' own estimates put the offset near the boundary with
+    # the neighbouring class, a sample could pick either class; read on until the side is clear.
+    y_all, w_all = np.array(agg.window_offsets_sec), np.array(agg.window_weights)
+    near = np.abs(y_all - agg.offset_sec) <= tol
+    if near.sum() >= 2:
+        yw, ww = y_all[near], np.maximum(w_all[near], 1e-3)
+        m = float(np.average(yw, weights=ww))
+        se = float(np.sqrt(np.average((yw - m) ** 2, weights=ww) / near.sum()))
+        mid = agg.offset_sec + math.copysign(step / 2, m - agg.offset_sec)
+        if abs(mid - m) < BOUNDARY_SE * se and len(read) < n_total:
+            why.append(f"the offset is near the boundary with {mid + (mid - agg.offset_sec):+.1f} s")
+    if wanted:
+        n_dis = sum(len(grp) for grp in groups) - len(cleared)
+        why.append(f"{n_dis} window(s) name another offset")
     if why:
-        return Judgement(False, None, "; ".join(why), wanted=tuple(wanted), agg=agg)
+        return Judgement(False, None, "; ".join(why), wanted=tuple(sorted(wanted)), agg=agg)
     return Judgement(True, None, f"confidence {agg.confidence:.2f}, agreement {agg.agreement:.2f}", agg=agg)
 
 
