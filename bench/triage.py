@@ -271,7 +271,7 @@ def long_file(tmp: Path, threads: int) -> dict:
             part = path.with_name(path.stem + ".partial.mp4")
             run_ffmpeg(
                 [
-                    "-y", "-f", "lavfi", "-i", "testsrc=size=1920x1080:rate=25",
+                    "-y", "-f", "lavfi", "-i", "color=c=0x406080:size=1920x1080:rate=25",
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000:beep_factor=4",
                     "-t", str(sec), "-c:v", "mpeg4", "-q:v", "20", "-g", "50", "-c:a", "aac", str(part),
                 ],
