@@ -79,6 +79,7 @@ def main() -> None:
             t = time.perf_counter()
             frames = r.read_frames(start, FRAMES_PER_WINDOW)
             video_sec += time.perf_counter() - t
+            frame_size = [frames.shape[2], frames.shape[1]]  # width, height
             t = time.perf_counter()
             audio = r.read_audio(start * SAMPLE_RATE // VIDEO_FPS, SAMPLES_PER_WINDOW)
             audio_sec += time.perf_counter() - t
@@ -98,7 +99,7 @@ def main() -> None:
                 "video": f"{info.video.codec} {info.video.width}x{info.video.height} "
                 f"{info.video.average_fps:g} fps",
                 "audio": f"{info.audio.codec} {info.audio.sample_rate} Hz {info.audio.layout}",
-                "frame_size": list(r.frame_size),
+                "frame_size": frame_size,
                 "windows": windows,
                 "hop_sec": args.hop_sec,
                 "decode_sec": round(total, 1),
