@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sparsesync_cli.clock import FRAMES_PER_WINDOW, SAMPLE_RATE, SAMPLES_PER_WINDOW, VIDEO_FPS
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.ffmpeg import run_ffmpeg
