@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import MediaError, UsageError
 from .ffmpeg import FFMPEG_ENV, find_ffmpeg, run_ffmpeg
+from .mp4_edits import skip_priming
 from .probe import MediaInfo, open_input, probe
 
 MIN_SHIFT_SEC = 1e-6  # ffmpeg's time options have microsecond resolution
@@ -28,6 +29,12 @@ CHECK_TOLERANCE_SEC = 0.005  # the written audio must end this close to where th
 # Containers whose edit lists trim a stream sample-exactly (so audio moved before zero is cut
 # exactly there); elsewhere whole audio packets before zero are dropped.
 EDIT_LIST_EXTENSIONS = {".mp4", ".m4v", ".m4a", ".mov", ".3gp", ".3g2"}
+# Audio kept before time zero in an edit-list container when the audio is advanced: enough for
+# any decoder to warm up (AAC overlap and priming, MP3 bit reservoir, Opus pre-roll), and well
+# inside the 1 s before an edit's start that FFmpeg's MP4 demuxer keeps. Packets further back are
+# dropped: that demuxer skips them but then assigns the sample durations one sample off (the
+# last packet gets a full frame instead of its real length), so the file reads longer than it is.
+EDIT_LIST_PREROLL_SEC = 0.5
 # Containers that cannot start one stream later than another without re-encoding.
 NO_SHIFT_EXTENSIONS = {".avi"}
 # Containers without a fixed time origin: their timestamps are copied as they are.
@@ -57,6 +64,32 @@ def _is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
         and stream.type == "data"
         and (stream.frames or chapters) == chapters
     )
+
+
+def _priming(container: Any, moved: set[int]) -> dict[int, int]:
+    """{audio stream: ticks of its time base the source trims from its first packets}.
+
+    The encoder priming a source's edit list skips (AAC: 1024 samples). Delayed past zero, that
+    priming would play in an MP4/MOV output; the output's edit list is corrected to skip it.
+    """
+    import av
+
+    first_packet: dict[int, int] = {}
+    first_frame: dict[int, int] = {}
+    try:  # from the first packet: a seek to 0 would skip the priming itself
+        for packet in container.demux([container.streams[i] for i in sorted(moved)]):
+            i = packet.stream.index
+            if i in first_frame or packet.pts is None:
+                continue
+            first_packet.setdefault(i, packet.pts)
+            frames = packet.decode()
+            if frames and frames[0].pts is not None:
+                first_frame[i] = frames[0].pts
+                if len(first_frame) == len(moved):
+                    break
+    except av.FFmpegError:
+        pass  # no correction for what cannot be read; the result check still runs
+    return {i: first_frame[i] - first_packet[i] for i in first_frame if first_frame[i] > first_packet[i]}
 
 
 def _check_paths(src: str, dst: str, force: bool) -> None:
@@ -93,30 +126,39 @@ def _command(
         second = 1
     for out_index, i in enumerate(keep):
         args += ["-map", f"{second if i in moved else 0}:{i}"]
-        if i in moved and shift < 0 and dst_suffix not in EDIT_LIST_EXTENSIONS:
-            # Packets that now start before zero belong to pictures before the video's start.
-            args += [f"-bsf:{out_index}", f"noise=drop=lt(pts*tb\\,{origin_sec:.6f})"]
+        if i in moved and shift < 0:
+            # Packets that now start before zero belong to pictures before the video's start;
+            # an edit list trims them sample-exactly, so there only those beyond a pre-roll go.
+            cut = origin_sec - (EDIT_LIST_PREROLL_SEC if dst_suffix in EDIT_LIST_EXTENSIONS else 0.0)
+            args += [f"-bsf:{out_index}", f"noise=drop=lt(pts*tb\\,{cut:.6f})"]
     if origin_sec and dst_suffix not in NO_ORIGIN_EXTENSIONS:
         args += ["-output_ts_offset", f"{-origin_sec:.6f}"]  # a broadcast clock becomes zero
     return [*args, "-map_metadata", "0", "-map_chapters", "0", "-c", "copy"]
 
 
-def _check_result(before: MediaInfo, after: MediaInfo, shift: float, moved: set[int], dst: str) -> None:
+def _check_result(
+    before: MediaInfo, after: MediaInfo, shift: float, moved: set[int], dst: str, exact_start: bool
+) -> None:
     """The written audio must sit where the shift puts it, relative to the picture.
 
-    Compared at the streams' ENDS: a start can legitimately move by a codec frame (AAC priming
-    that plays after an empty edit, a trimmed first packet) while the end moves exactly.
+    Compared at the streams' ENDS, and at their starts where an edit list trims exactly
+    (``exact_start``): elsewhere a start can legitimately move by a codec frame (a trimmed first
+    packet) while the end moves exactly.
     """
+    v_in, v_out = before.video.start_sec, after.video.start_sec
     for a_in, a_out in zip(before.audio_streams, after.audio_streams, strict=True):
-        want = a_in.end_sec - before.video.start_sec + (shift if a_in.index in moved else 0.0)
-        error = a_out.end_sec - after.video.start_sec - want
-        if abs(error) > CHECK_TOLERANCE_SEC:
-            raise MediaError(
-                f"ffmpeg did not keep the audio shift in a {Path(dst).suffix} stream copy: audio stream "
-                f"{a_in.index} lands {error * 1000:+.0f} ms off (try .mkv or .mp4, or a newer ffmpeg "
-                f"via {FFMPEG_ENV})",
-                dst,
-            )
+        s = shift if a_in.index in moved else 0.0
+        errors = [("ends", a_out.end_sec - v_out - (a_in.end_sec - v_in + s))]
+        if exact_start:
+            errors.append(("starts", a_out.start_sec - v_out - max(a_in.start_sec + s - v_in, -v_in)))
+        for where, error in errors:
+            if abs(error) > CHECK_TOLERANCE_SEC:
+                raise MediaError(
+                    f"ffmpeg did not keep the audio shift in a {Path(dst).suffix} stream copy: audio "
+                    f"stream {a_in.index} {where} {error * 1000:+.0f} ms off (a newer ffmpeg via "
+                    f"{FFMPEG_ENV} may help)",
+                    dst,
+                )
 
 
 def fix_offset(
@@ -165,6 +207,7 @@ def fix_offset(
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
         keep = [s.index for s in container.streams if not _is_chapter_track(container, s, chapters)]
+        priming = _priming(container, moved) if shift > 0 and suffix in EDIT_LIST_EXTENSIONS else {}
     finally:
         container.close()
 
@@ -176,8 +219,11 @@ def fix_offset(
     os.close(fd)
     try:
         run_ffmpeg([*args, tmp], src)
+        for out_index, i in enumerate(keep):
+            if priming.get(i):
+                skip_priming(tmp, out_index, priming[i])
         after = probe(tmp, audio_stream=audio_stream)
-        _check_result(before, after, shift, moved, dst)
+        _check_result(before, after, shift, moved, dst, suffix in EDIT_LIST_EXTENSIONS)
         written = open_input(tmp)
         try:
             streams, chapters_out = len(written.streams), len(written.chapters())
