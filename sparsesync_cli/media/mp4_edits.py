@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import BinaryIO
 
 _CONTAINERS = {b"moov", b"trak", b"edts", b"mdia"}
@@ -99,18 +100,19 @@ def _elst_payload(entries: list[tuple[int, int, int]]) -> bytes:
     return struct.pack(">B3xI", version, len(entries)) + b"".join(struct.pack(fmt, *e) for e in entries)
 
 
-def skip_priming(path: str | os.PathLike, track: int, priming: int) -> bool:
-    """Make track number ``track`` (0-based, file order) start playing at media time ``priming``.
+def skip_priming(path: str | os.PathLike, track: int, priming_sec: Fraction) -> bool:
+    """Make track number ``track`` (0-based, file order) start playing ``priming_sec`` into its media.
 
-    The first media entry of its edit list, starting at movie time S from media time m < priming,
-    becomes an empty edit until S + (priming - m) and the media from ``priming`` on: the sound
-    after the priming keeps its presentation time, the priming no longer plays. Returns False
-    (file untouched) when there is nothing to correct or the layout does not allow it.
+    With P = ``priming_sec`` in the track's time scale: the first media entry of its edit list,
+    starting at movie time S from media time m < P, becomes an empty edit until S + (P - m) and
+    the media from P on. The sound after the priming keeps its presentation time; the priming
+    no longer plays. Returns False (file untouched) when there is nothing to correct or the
+    file's layout does not allow it.
     """
     with open(path, "r+b") as f:
         size = os.fstat(f.fileno()).st_size
         boxes = _top_level(f, size)
-        if not boxes or boxes[-1][0] != b"moov" or priming <= 0:
+        if not boxes or boxes[-1][0] != b"moov" or priming_sec <= 0:
             return False
         _, at, n = boxes[-1]
         f.seek(at)
@@ -127,6 +129,7 @@ def skip_priming(path: str | os.PathLike, track: int, priming: int) -> bool:
         if elst is None or movie_scale <= 0 or media_scale <= 0:
             return False
         entries = _entries(elst)
+        priming = round(priming_sec * media_scale)
         start = 0  # movie time where the first media entry begins
         for k, (duration, media_time, rate) in enumerate(entries):
             if media_time == -1:

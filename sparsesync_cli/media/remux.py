@@ -16,6 +16,7 @@ import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +67,8 @@ def _is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
     )
 
 
-def _priming(container: Any, moved: set[int]) -> dict[int, int]:
-    """{audio stream: ticks of its time base the source trims from its first packets}.
+def _priming(container: Any, moved: set[int]) -> dict[int, Fraction]:
+    """{audio stream: seconds of its first packets the source's decode skips (encoder priming)}.
 
     The encoder priming a source's edit list skips (AAC: 1024 samples). Delayed past zero, that
     priming would play in an MP4/MOV output; the output's edit list is corrected to skip it.
@@ -89,7 +90,11 @@ def _priming(container: Any, moved: set[int]) -> dict[int, int]:
                     break
     except av.FFmpegError:
         pass  # no correction for what cannot be read; the result check still runs
-    return {i: first_frame[i] - first_packet[i] for i in first_frame if first_frame[i] > first_packet[i]}
+    return {
+        i: (first_frame[i] - first_packet[i]) * Fraction(container.streams[i].time_base)
+        for i in first_frame
+        if first_frame[i] > first_packet[i]
+    }
 
 
 def _check_paths(src: str, dst: str, force: bool) -> None:
