@@ -18,8 +18,8 @@ from media_synth import Clip, cached_clip, measure
 
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media import ffmpeg as ffmpeg_mod
-from sparsesync_cli.media.ffmpeg import find_ffmpeg, last_meaningful_line, run_ffmpeg
 from sparsesync_cli.media.decode import MediaReader
+from sparsesync_cli.media.ffmpeg import find_ffmpeg, last_meaningful_line, run_ffmpeg
 from sparsesync_cli.media.probe import probe
 from sparsesync_cli.media.remux import fix_offset
 
