@@ -22,7 +22,7 @@ from .errors import AvsyncError, UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .results import SyncResult
+    from .analysis.results import SyncResult
     from .sync_model import SyncModel
 
 SIGN_HELP = "Sign: a positive offset means the audio is EARLY (heard before it is seen); negative: late."
@@ -234,7 +234,7 @@ def predict(
     Times are file times (presentation timestamps). Exit code 0 when every file was checked,
     1 when any failed, 2 for bad usage.
     """
-    from .predict import VIDEO_EXTENSIONS, collect_media_files
+    from .analysis.predict import VIDEO_EXTENSIONS, collect_media_files
 
     try:
         exts = [e.strip() for e in ext.split(",") if e.strip()] if ext else VIDEO_EXTENSIONS
@@ -266,7 +266,7 @@ def _default_batch(sync_model: SyncModel) -> int:
 
 
 def _options(start, duration, shift, stride, batch_size, audio_stream):
-    from .predict import PredictOptions
+    from .analysis.predict import PredictOptions
 
     return PredictOptions(
         start_sec=start,
@@ -282,9 +282,9 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
     """Check every file, writing reports as results arrive; returns every result as a dict."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .predict import iter_predictions
-    from .reports import CsvReport, JsonlReport, done_keys, file_key, read_jsonl
-    from .results import SyncResult
+    from .analysis.predict import iter_predictions
+    from .analysis.results import SyncResult
+    from .report.records import CsvReport, JsonlReport, done_keys, file_key, read_jsonl
 
     out, err = _out_console(), _err_console()
     skipped: list[dict] = []
@@ -378,7 +378,7 @@ def _detail(d: dict) -> str:
     """The extra lines for a single file: top-3 offsets of the combined verdict, range, sign."""
     import numpy as np
 
-    from .aggregate import aggregate
+    from .analysis.aggregate import aggregate
 
     grid = d["grid"]
     post = np.array(
@@ -436,7 +436,7 @@ def _batch_table(results: list[dict]):
 def _write_html(results: list[dict], path: Path, sync_model, options) -> None:
     from dataclasses import asdict
 
-    from .html_report import write_html_report
+    from .report.html import write_html_report
 
     settings = {"model": sync_model.info.name, "device": sync_model.info.device, **asdict(options)}
     write_html_report(results, path, settings=settings)
@@ -456,9 +456,9 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Turn a JSONL report into one self-contained HTML page with a sync map per file."""
-    from .html_report import write_html_report
-    from .reports import latest_results, read_jsonl
-    from .syncmap import has_sync_map, write_sync_map
+    from .report.html import write_html_report
+    from .report.records import latest_results, read_jsonl
+    from .report.syncmap import has_sync_map, write_sync_map
 
     try:
         results = latest_results(read_jsonl(jsonl))
@@ -520,7 +520,7 @@ def fix(
     --min-confidence, drift along the file, windows that disagree, or an offset at the edge
     of the model's range. Times are file times (presentation timestamps).
     """
-    from .fixing import decide_fix, plan_fix
+    from .analysis.fix_decision import decide_fix, plan_fix
 
     out = _out_console()
     try:
@@ -545,7 +545,7 @@ def fix(
 
 
 def _measure_one(src: Path, sync_model, audio_stream):
-    from .predict import PredictOptions, predict_file
+    from .analysis.predict import PredictOptions, predict_file
 
     err = _err_console()
     err.print(f"avsync: measuring the offset of {src} ...", markup=False)
@@ -626,8 +626,8 @@ def score(
     clip, 21-class argmax, mean |offset|, averaged over files. desync_windows and
     desync_aggregated look at the whole file. Cite which one you report.
     """
-    from .predict import collect_media_files
-    from .scoring import score_files, summarize
+    from .analysis.desync import score_files, summarize
+    from .analysis.predict import collect_media_files
 
     out = _out_console()
     try:
@@ -688,8 +688,8 @@ def models(
     """List the models avsync knows, whether they are cached, and their terms."""
     from rich.table import Table
 
-    from .download import model_status
-    from .registry import default_model_name, load_registry
+    from .checkpoints.download import model_status
+    from .checkpoints.registry import default_model_name, load_registry
 
     try:
         reg = load_registry()
@@ -756,8 +756,8 @@ def download(
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash files already in the cache.")] = False,
 ) -> None:
     """Download and verify checkpoints into the cache, for offline use later."""
-    from .download import ensure_files
-    from .registry import default_model_name, get_entry, load_registry
+    from .checkpoints.download import ensure_files
+    from .checkpoints.registry import default_model_name, get_entry, load_registry
 
     out = _out_console()
     try:

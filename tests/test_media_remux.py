@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from media_synth import Clip, cached_clip, measure
+from helpers.media_synth import Clip, cached_clip, measure
 
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media import ffmpeg as ffmpeg_mod

@@ -1,7 +1,7 @@
 """Fast, pickle-free reloads of registry models: safetensors next to the downloaded checkpoint.
 
 The first load of a registry model reads the verified official checkpoint with the safe
-unpickler (:mod:`sparsesync_cli.checkpoint`), then keeps its weights as ``model.safetensors``
+unpickler (:mod:`sparsesync_cli.checkpoints.loading`), then keeps its weights as ``model.safetensors``
 and its config as ``model.json`` in the model's cache folder. Later loads read those two
 files: no pickle at all, and no optimizer state to skip (official ``.pt`` files carry one).
 The JSON records the sha256 of the checkpoint the weights came from; when the registry pins, or
@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 if TYPE_CHECKING:
-    from .checkpoint import Checkpoint
+    from .loading import Checkpoint
     from .registry import ModelEntry
 
 WEIGHTS_FILE = "model.safetensors"
@@ -44,7 +44,7 @@ def read_cached(entry: ModelEntry, folder: Path) -> Checkpoint | None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .checkpoint import Checkpoint
+    from .loading import Checkpoint
 
     weights, meta_path = folder / WEIGHTS_FILE, folder / META_FILE
     try:
@@ -106,8 +106,8 @@ def load_registered_checkpoint(
 
     ``name`` None means the registry's default model.
     """
-    from .checkpoint import load_checkpoint
     from .download import ensure_files, model_cache_dir
+    from .loading import load_checkpoint
     from .registry import default_model_name, get_entry
 
     entry = get_entry(name or default_model_name())

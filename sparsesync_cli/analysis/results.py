@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from . import clock
+from .. import clock
+from ..errors import AvsyncError
 from .aggregate import Aggregate, describe, window_verdict
-from .errors import AvsyncError
 
 SCHEMA = "avsync.result/1"
 FAMILIES = ("sparsesync", "synchformer")

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .clock import WINDOW_SEC
-from .errors import AvsyncError, UsageError
-from .svgtext import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
+from ..clock import WINDOW_SEC
+from ..errors import AvsyncError, UsageError
+from .svg import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
 
 # A window whose confidence (its reported ``confidence``, else its top class probability) is below
 # this gets a marker: the model gives its best guess less than even odds.

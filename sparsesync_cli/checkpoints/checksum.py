@@ -1,6 +1,6 @@
 """Checksums of downloaded files, and the record that lets later loads skip the network.
 
-A file is verified against every checksum its :class:`~sparsesync_cli.registry.Source` names
+A file is verified against every checksum its :class:`~sparsesync_cli.checkpoints.registry.Source` names
 (md5 or the authors' md5 prefix, sha256, size). After a file passes, its full sha256 and md5 go
 into a record next to the cached file (``<file>.verified.json``). Where the registry has no
 sha256 (the authors publish md5 prefixes only, and nothing for configs), the record's sha256 is

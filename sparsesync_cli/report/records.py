@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .results import SCHEMA, SyncResult
+from ..analysis.results import SCHEMA, SyncResult
+from ..errors import UsageError
 
 CSV_FIELDS = (
     "path",
