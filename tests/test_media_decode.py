@@ -8,10 +8,14 @@ and 1 ms. The real clips in ../shared/media must reproduce the paper's pipeline 
 from __future__ import annotations
 
 import os
+import re
+import struct
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from helpers.media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, make_still_tail, measure
@@ -21,7 +25,7 @@ from sparsesync_cli.features.common import center_crop
 from sparsesync_cli.media import audio as audio_mod
 from sparsesync_cli.media import video as video_mod
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.media.probe import probe
+from sparsesync_cli.media.probe import check_geometry, probe
 
 HALF_FRAME_SEC = 0.5 / 25
 CLICK_TOLERANCE_SEC = 0.001
@@ -420,6 +424,68 @@ def test_bad_input_is_one_line_naming_file_and_cause(media_root: Path, case: str
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def stretch_in_track_header(src: Path, dst: Path, factor: int) -> None:
+    """Copy an MP4 with its first track's tkhd matrix scaling x by ``factor`` (a damaged header:
+    FFmpeg then reports a sample aspect ratio of factor:1)."""
+    data = bytearray(src.read_bytes())
+    matrix = data.find(b"tkhd") + 44  # type, version/flags, 3 times, id, reserved, duration, ...
+    assert struct.unpack(">i", data[matrix : matrix + 4])[0] == 1 << 16
+    data[matrix : matrix + 4] = struct.pack(">i", factor << 16)
+    dst.write_bytes(data)
+
+
+def test_an_absurd_display_geometry_is_refused_before_any_frame_is_scaled(
+    media_root: Path, tmp_path: Path
+) -> None:
+    """Regression: a tkhd matrix giving SAR ~252:1 scaled every frame to 114408x256 (13 GB peak).
+
+    Refused in one line at probe, and nothing is allocated in proportion to the header: the peak
+    memory of opening the file and asking for a window of frames stays small.
+    """
+    bad = tmp_path / "stretched.mp4"
+    stretch_in_track_header(cached_clip(media_root, Clip(vcodec="mpeg4")).path, bad, 252)
+    assert av.open(str(bad)).streams.video[0].sample_aspect_ratio == 252  # FFmpeg reads it so
+    script = (
+        "import resource, sys\n"
+        "from sparsesync_cli.errors import MediaError\n"
+        "from sparsesync_cli.media.decode import MediaReader\n"
+        "try:\n"
+        "    MediaReader(sys.argv[1]).read_frames(0, 125)\n"
+        "except MediaError as exc:\n"
+        "    print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(bad)], capture_output=True, text=True, check=True)
+    message, peak_kib = run.stdout.splitlines()
+    assert message == (
+        f"{bad}: the video's sample aspect ratio 252:1 would stretch each picture 252x, beyond what "
+        "any player shows (a damaged header?)"
+    )
+    assert int(peak_kib) < 1024 * 1024  # far below one window at the stretched size (8 GB)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "sar", "cause"),
+    [
+        (720, 576, Fraction(64, 45), None),  # PAL 16:9 anamorphic
+        (1440, 1080, Fraction(4, 3), None),  # HDV
+        (3840, 1080, Fraction(1), None),  # 32:9 panorama
+        (1080, 1920, Fraction(1), None),  # portrait phone video
+        (160, 120, Fraction(64012788, 254017), "sample aspect ratio 64012788:254017"),
+        (160, 120, Fraction(1, 5), "sample aspect ratio 1:5"),
+        (16000, 100, Fraction(1), "aspect of 160:1"),
+        (100, 2000, Fraction(1, 2), "aspect of 0.025:1"),
+        (65535, 65535, Fraction(1), "picture size 65535x65535"),
+    ],
+)
+def test_display_geometry_is_bounded(width: int, height: int, sar: Fraction, cause: str | None) -> None:
+    if cause is None:
+        check_geometry(width, height, sar, "clip.mp4")
+    else:
+        with pytest.raises(MediaError, match=re.escape(cause)):
+            check_geometry(width, height, sar, "clip.mp4")
+
+
 def test_an_unreadable_file_is_a_media_error(media_root: Path, tmp_path: Path) -> None:
     path = tmp_path / "locked.mp4"
     path.write_bytes(cached_clip(media_root, Clip()).path.read_bytes())
