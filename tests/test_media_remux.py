@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -215,6 +216,35 @@ def test_the_real_clips_are_fixed_exactly_over_the_whole_offset_grid(
         corr = [float(np.dot(out_audio[a:b], src_audio[a - k - lag : b - k - lag])) for lag in lags]
         # Matroska stores milliseconds: its audio may sit up to half a millisecond off.
         assert abs(lags[int(np.argmax(corr))]) <= (8 if suffix == ".mkv" else 0), offset
+
+
+def test_a_fix_removes_what_killed_fixes_to_the_same_output_left(media_root: Path, tmp_path: Path) -> None:
+    """Regression: a kill -9 during fix left ``.NAME.XXXXXXXX.avsync-tmp.EXT`` files for good.
+
+    The next fix to that output removes them once a minute old; nothing else is touched.
+    """
+    src = cached_clip(media_root, Clip()).path
+    dst = tmp_path / "fixed.mp4"
+    hour_ago = time.time() - 3600
+    stale = [tmp_path / ".fixed.mp4.k3_9zq0a.avsync-tmp.mp4", tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mp4"]
+    kept = [
+        tmp_path / ".fixed.mp4.young123.avsync-tmp.mp4",  # may be a fix still running
+        tmp_path / ".other.mp4.abcdefgh.avsync-tmp.mp4",  # another output's
+        tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mkv",  # another container's
+        tmp_path / ".fixed.mp4.abcdefg.avsync-tmp.mp4",  # not what tempfile names (7 characters)
+        tmp_path / "fixed.mp4.abcdefgh.avsync-tmp.mp4",  # not hidden
+        tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mp4.keep",
+        tmp_path / "notes.txt",
+    ]
+    for path in stale + kept:
+        path.write_bytes(b"partial output")
+        if "young" not in path.name:
+            os.utime(path, (hour_ago, hour_ago))
+    folder = tmp_path / ".fixed.mp4.dirdirdi.avsync-tmp.mp4"  # a folder of that name is not ours
+    folder.mkdir()
+    os.utime(folder, (hour_ago, hour_ago))
+    fix_offset(src, dst, 0.2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [*kept, folder, dst])
 
 
 # -- refusals and failures --------------------------------------------------------------------

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +39,11 @@ EDIT_LIST_EXTENSIONS = {".mp4", ".m4v", ".m4a", ".mov", ".3gp", ".3g2"}
 # dropped: that demuxer skips them but then assigns the sample durations one sample off (the
 # last packet gets a full frame instead of its real length), so the file reads longer than it is.
 EDIT_LIST_PREROLL_SEC = 0.5
+# A killed fix (kill -9, power loss) leaves its temporary file next to the output; the next fix to
+# that output removes such leftovers once they are this old (a running fix writes them far more
+# often than once a minute, so a younger one may belong to a fix still at work).
+STALE_TEMP_SEC = 60.0
+TEMP_MARK = ".avsync-tmp"
 # Containers that cannot start one stream later than another without re-encoding.
 NO_SHIFT_EXTENSIONS = {".avi"}
 # Containers without a fixed time origin: their timestamps are copied as they are.
@@ -95,6 +103,44 @@ def _priming(container: Any, moved: set[int]) -> dict[int, Fraction]:
         for i in first_frame
         if first_frame[i] > first_packet[i]
     }
+
+
+def _temp_affixes(dst: str) -> tuple[str, str]:
+    """(prefix, suffix) of ``dst``'s temporary files: ``.NAME.XXXXXXXX.avsync-tmp.EXT``.
+
+    Same folder (os.replace stays atomic), same extension (ffmpeg picks the muxer from it).
+    """
+    return f".{Path(dst).name}.", f"{TEMP_MARK}{Path(dst).suffix.lower()}"
+
+
+def remove_stale_temporaries(dst: str | os.PathLike, older_than_sec: float = STALE_TEMP_SEC) -> list[str]:
+    """Delete the temporary files a killed fix to ``dst`` left behind; returns their paths.
+
+    Only regular files named exactly as :func:`fix_offset` names them for this output (its name,
+    8 random characters from ``tempfile``, ``.avsync-tmp`` and the extension), not modified for
+    ``older_than_sec``. Files that cannot be removed are left alone.
+    """
+    dst = os.fspath(dst)
+    folder = os.path.dirname(os.path.abspath(dst))
+    prefix, suffix = _temp_affixes(dst)
+    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}" + re.escape(suffix))
+    removed = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not pattern.fullmatch(entry.name):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > older_than_sec:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
 
 
 def _check_paths(src: str, dst: str, force: bool) -> None:
@@ -192,7 +238,9 @@ def fix_offset(
     first packet is at zero (its broadcast clock has no meaning elsewhere).
 
     The input is never modified: the result is written to a temporary file in ``dst``'s folder
-    and moved into place only when complete and checked. Raises UsageError when ``dst`` exists
+    and moved into place only when complete and checked; temporary files of earlier fixes to
+    ``dst`` that were killed before they finished are removed once a minute old
+    (:func:`remove_stale_temporaries`). Raises UsageError when ``dst`` exists
     (unless ``force``), is ``src`` (also via a link), has no extension or is an AVI, and
     MediaError when ``src`` cannot be read, ffmpeg fails (e.g. a codec the output container
     cannot hold) or the written file does not have the audio where the shift puts it.
@@ -217,10 +265,9 @@ def fix_offset(
         container.close()
 
     args = _command(src, suffix, shift, moved, keep, before.time_origin_us / 1e6)
-    # Same folder (os.replace stays atomic), same extension (ffmpeg picks the muxer from it).
-    fd, tmp = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(dst)), prefix=f".{Path(dst).name}.", suffix=f".avsync-tmp{suffix}"
-    )
+    remove_stale_temporaries(dst)
+    prefix, tmp_suffix = _temp_affixes(dst)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), prefix=prefix, suffix=tmp_suffix)
     os.close(fd)
     try:
         run_ffmpeg([*args, tmp], src)
