@@ -39,6 +39,7 @@ class ModelSetup:
     geometry: WindowGeometry
     device: str
     precision: str
+    calibration: dict | None = None  # {"file", "temperature", "model"} once a calibration is applied
 
     @property
     def range_sec(self) -> tuple[float, float]:
@@ -52,7 +53,7 @@ class ModelSetup:
         """The ``model`` part of a result (name, family, checkpoint)."""
         from .analysis.results import ModelInfo
 
-        return ModelInfo(self.name, self.family, self.checkpoint)
+        return ModelInfo(self.name, self.family, self.checkpoint, self.calibration)
 
 
 def family_of(checkpoint: Checkpoint) -> str:

@@ -219,16 +219,22 @@ def test_the_real_clips_are_fixed_exactly_over_the_whole_offset_grid(
 
 
 def test_a_fix_removes_what_killed_fixes_to_the_same_output_left(media_root: Path, tmp_path: Path) -> None:
-    """Regression: a kill -9 during fix left ``.NAME.XXXXXXXX.avsync-tmp.EXT`` files for good.
+    """Regression: a kill -9 during fix left its temporary file (``.NAME.XXXXXXXX.incomplete.EXT``,
+    ``.avsync-tmp.EXT`` in 0.1.0) for good.
 
     The next fix to that output removes them once a minute old; nothing else is touched.
     """
     src = cached_clip(media_root, Clip()).path
     dst = tmp_path / "fixed.mp4"
     hour_ago = time.time() - 3600
-    stale = [tmp_path / ".fixed.mp4.k3_9zq0a.avsync-tmp.mp4", tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mp4"]
+    stale = [
+        tmp_path / ".fixed.mp4.k3_9zq0a.incomplete.mp4",
+        tmp_path / ".fixed.mp4.abcdefgh.incomplete.mp4",
+        tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mp4",  # as avsync 0.1.0 named them
+    ]
     kept = [
-        tmp_path / ".fixed.mp4.young123.avsync-tmp.mp4",  # may be a fix still running
+        tmp_path / ".fixed.mp4.young123.incomplete.mp4",  # may be a fix still running
+        tmp_path / ".fixed.mp4.abcdefgh.incomplete",  # another writer's (no extension)
         tmp_path / ".other.mp4.abcdefgh.avsync-tmp.mp4",  # another output's
         tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mkv",  # another container's
         tmp_path / ".fixed.mp4.abcdefg.avsync-tmp.mp4",  # not what tempfile names (7 characters)
@@ -248,6 +254,23 @@ def test_a_fix_removes_what_killed_fixes_to_the_same_output_left(media_root: Pat
 
 
 # -- refusals and failures --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_a_fixed_file_gets_the_mode_of_a_file_the_user_creates(
+    media_root: Path, tmp_path: Path, umask: int
+) -> None:
+    # A post-production pipeline reads the corrected file as another user or service: it must not
+    # keep a temporary file's private 0600.
+    src = cached_clip(media_root, Clip()).path
+    old = os.umask(umask)
+    try:
+        fix_offset(src, tmp_path / "fixed.mp4", 0.2)
+        (tmp_path / "by-hand.txt").write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "fixed.mp4").stat().st_mode & 0o777
+    assert mode == (tmp_path / "by-hand.txt").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_an_existing_output_is_kept_unless_forced(media_root: Path, tmp_path: Path) -> None:

@@ -153,8 +153,11 @@ def run_windows(
     if on_window:
         on_window(0, len(windows))
     batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
+    calibration = getattr(model.info, "calibration", None)
     for chunk, frames, audio in batches:
         logits = model.logits(frames, audio)
+        if calibration is not None:  # a fitted temperature (avsync evaluate --fit-calibration)
+            logits = logits / calibration["temperature"]
         for w, lg in zip(chunk, logits.tolist(), strict=True):
             t = starts[len(out)]
             try:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import atomic_path, write_text
 from ..errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -81,20 +81,9 @@ def write_cached(checkpoint: Checkpoint, entry: ModelEntry, folder: Path, source
     # safetensors refuses tensors that share memory; official state dicts have none, but copy
     # to be safe (a one-off cost on the first load).
     tensors = {k: v.detach().contiguous().clone() for k, v in checkpoint.state_dict.items()}
-    _atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
-    text = json.dumps(meta, indent=1)
-    _atomic(folder / META_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def _atomic(dest: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".incomplete", dir=dest.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, os.fspath(tmp))
+    write_text(folder / META_FILE, json.dumps(meta, indent=1))
 
 
 def load_registered_checkpoint(

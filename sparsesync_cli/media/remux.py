@@ -12,17 +12,16 @@ The result is checked with :func:`probe` before it replaces anything.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from ..atomic import TEMP_SUFFIX, atomic_path
 from ..errors import MediaError, UsageError
 from .ffmpeg import FFMPEG_ENV, find_ffmpeg, run_ffmpeg
 from .mp4_edits import skip_priming
@@ -43,7 +42,7 @@ EDIT_LIST_PREROLL_SEC = 0.5
 # that output removes such leftovers once they are this old (a running fix writes them far more
 # often than once a minute, so a younger one may belong to a fix still at work).
 STALE_TEMP_SEC = 60.0
-TEMP_MARK = ".avsync-tmp"
+LEGACY_TEMP_MARK = ".avsync-tmp"  # avsync 0.1.0 named them .NAME.XXXXXXXX.avsync-tmp.EXT
 # Containers that cannot start one stream later than another without re-encoding.
 NO_SHIFT_EXTENSIONS = {".avi"}
 # Containers without a fixed time origin: their timestamps are copied as they are.
@@ -105,25 +104,25 @@ def _priming(container: Any, moved: set[int]) -> dict[int, Fraction]:
     }
 
 
-def _temp_affixes(dst: str) -> tuple[str, str]:
-    """(prefix, suffix) of ``dst``'s temporary files: ``.NAME.XXXXXXXX.avsync-tmp.EXT``.
-
-    Same folder (os.replace stays atomic), same extension (ffmpeg picks the muxer from it).
-    """
-    return f".{Path(dst).name}.", f"{TEMP_MARK}{Path(dst).suffix.lower()}"
+def _temp_names(dst: str) -> re.Pattern[str]:
+    """The names of ``dst``'s temporary files: ``.NAME.XXXXXXXX.incomplete.EXT``, as
+    :func:`sparsesync_cli.atomic.atomic_path` makes them (8 random characters from ``tempfile``),
+    or ``.NAME.XXXXXXXX.avsync-tmp.ext`` as avsync 0.1.0 did."""
+    name, ext = Path(dst).name, Path(dst).suffix
+    suffixes = [TEMP_SUFFIX + ext, LEGACY_TEMP_MARK + ext.lower()]
+    return re.compile(re.escape(f".{name}.") + r"[a-z0-9_]{8}(?:" + "|".join(map(re.escape, suffixes)) + ")")
 
 
 def remove_stale_temporaries(dst: str | os.PathLike, older_than_sec: float = STALE_TEMP_SEC) -> list[str]:
     """Delete the temporary files a killed fix to ``dst`` left behind; returns their paths.
 
-    Only regular files named exactly as :func:`fix_offset` names them for this output (its name,
-    8 random characters from ``tempfile``, ``.avsync-tmp`` and the extension), not modified for
-    ``older_than_sec``. Files that cannot be removed are left alone.
+    Only regular files named exactly as :func:`fix_offset` names them for this output (see
+    :func:`_temp_names`), not modified for ``older_than_sec``. Files that cannot be removed are
+    left alone.
     """
     dst = os.fspath(dst)
     folder = os.path.dirname(os.path.abspath(dst))
-    prefix, suffix = _temp_affixes(dst)
-    pattern = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}" + re.escape(suffix))
+    pattern = _temp_names(dst)
     removed = []
     now = time.time()
     try:
@@ -266,26 +265,23 @@ def fix_offset(
 
     args = _command(src, suffix, shift, moved, keep, before.time_origin_us / 1e6)
     remove_stale_temporaries(dst)
-    prefix, tmp_suffix = _temp_affixes(dst)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), prefix=prefix, suffix=tmp_suffix)
-    os.close(fd)
+    # The temporary file keeps the extension: ffmpeg picks the muxer from it.
     try:
-        run_ffmpeg([*args, tmp], src)
-        for out_index, i in enumerate(keep):
-            if priming.get(i):
-                skip_priming(tmp, out_index, priming[i])
-        after = probe(tmp, audio_stream=audio_stream)
-        _check_result(before, after, shift, moved, dst, suffix in EDIT_LIST_EXTENSIONS)
-        written = open_input(tmp)
-        try:
-            streams, chapters_out = len(written.streams), len(written.chapters())
-        finally:
-            written.close()
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        with atomic_path(os.path.abspath(dst), keep_extension=True) as tmp_path:
+            tmp = os.fspath(tmp_path)
+            run_ffmpeg([*args, tmp], src)
+            for out_index, i in enumerate(keep):
+                if priming.get(i):
+                    skip_priming(tmp, out_index, priming[i])
+            after = probe(tmp, audio_stream=audio_stream)
+            _check_result(before, after, shift, moved, dst, suffix in EDIT_LIST_EXTENSIONS)
+            written = open_input(tmp)
+            try:
+                streams, chapters_out = len(written.streams), len(written.chapters())
+            finally:
+                written.close()
+    except OSError as e:
+        raise MediaError(f"cannot write the output: {e.strerror or e}", dst) from e
     trimmed = 0.0
     if shift < 0:
         trimmed = max(0.0, min(-shift, -shift - before.audio.start_sec))
