@@ -77,8 +77,9 @@ def _is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
 def _priming(container: Any, moved: set[int]) -> dict[int, Fraction]:
     """{audio stream: seconds of its first packets the source's decode skips (encoder priming)}.
 
-    The encoder priming a source's edit list skips (AAC: 1024 samples). Delayed past zero, that
-    priming would play in an MP4/MOV output; the output's edit list is corrected to skip it.
+    The encoder priming a source's edit list skips (AAC: 1024 samples). Once its first packet
+    lands after zero (delayed audio, or late audio advanced less than its start), that priming
+    would play in an MP4/MOV output; the output's edit list is corrected to skip it.
     """
     import av
 
@@ -259,7 +260,7 @@ def fix_offset(
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
         keep = [s.index for s in container.streams if not _is_chapter_track(container, s, chapters)]
-        priming = _priming(container, moved) if shift > 0 and suffix in EDIT_LIST_EXTENSIONS else {}
+        priming = _priming(container, moved) if shift and suffix in EDIT_LIST_EXTENSIONS else {}
     finally:
         container.close()
 
