@@ -7,7 +7,10 @@ chapters and the metadata are copied unchanged, and the video keeps its timestam
 How: ffmpeg reads the file twice, the second time with ``-itsoffset`` (all timestamps of that
 input moved by the shift), and takes the moved audio from the second input and everything else
 from the first, in the original stream order, with ``-copyts`` so no other timestamp changes.
-The result is checked with :func:`probe` before it replaces anything.
+In MP4/MOV two things of FFmpeg's muxer are corrected: audio packets more than
+EDIT_LIST_PREROLL_SEC before zero are dropped (the edit list trims the rest sample-exactly), and
+an AAC track whose priming now lands after zero gets an edit list that skips it again
+(:mod:`.mp4_edits`). The result is checked with :func:`probe` before it replaces anything.
 """
 
 from __future__ import annotations
