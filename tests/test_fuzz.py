@@ -40,7 +40,7 @@ def test_corrupted_batch_gets_a_row_per_file_and_no_traceback(shared_dir, tmp_pa
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,  # a hang guard only: ~30 s on an idle 2-core machine
         env={**os.environ, "COLUMNS": "120"},
     )
     output = proc.stdout + proc.stderr
