@@ -36,6 +36,10 @@ class DownloadError(AvsyncError):
     """A checkpoint could not be downloaded, verified or found in the cache."""
 
 
+class NoNetworkError(DownloadError):
+    """A file is not cached and cannot be fetched: offline by choice, or no network."""
+
+
 class UsageError(AvsyncError):
     """Arguments that cannot work together (the CLI exits 2 for these)."""
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import __version__
-from .errors import DownloadError
+from .errors import DownloadError, NoNetworkError
 from .registry import is_loopback_url
 
 USER_AGENT = f"avsync/{__version__} (+https://github.com/v-iashin/SparseSync)"
@@ -222,7 +222,7 @@ def _connection_problem(reason: object, url: str) -> Exception:
     if isinstance(reason, socket.gaierror):
         host = urlsplit(url).hostname
         # Retrying cannot fix a missing network; say what to do instead.
-        return DownloadError(
+        return NoNetworkError(
             f"cannot resolve {host} (no network?); use AVSYNC_OFFLINE=1 with a filled cache,"
             " or AVSYNC_MIRROR",
             url,

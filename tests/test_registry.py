@@ -276,7 +276,11 @@ def test_cli_reports_a_traversal_name_in_one_line(tmp_path, monkeypatch, command
     (tmp_path / "x.mp4").write_bytes(b"not used")
     env = {"AVSYNC_REGISTRY": str(path), "AVSYNC_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
     res = subprocess.run(
-        [sys.executable, "-m", "sparsesync_cli", *command], capture_output=True, text=True, env=env, cwd=tmp_path
+        [sys.executable, "-m", "sparsesync_cli", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
     )
     assert res.returncode == 1, res.stderr
     assert res.stderr.startswith(f"avsync: error: {path}: entry 'team-tuned': checkpoint: `hf_filename`")
