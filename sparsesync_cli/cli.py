@@ -423,7 +423,7 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
         if csv_report:
             csv_report.close()
     if not as_json and len(files) > 1:
-        out.print(_batch_table(results))
+        out.print(_batch_table(results, out.width))
     elif as_json and len(files) > 1:
         n_fail = sum(1 for r in results if not r.get("ok"))
         err.print(f"avsync: {len(results) - n_fail} file(s) checked, {n_fail} failed", markup=False)
@@ -478,20 +478,18 @@ def _windows_table(result: SyncResult):
     return t
 
 
-def _batch_table(results: list[dict]):
+def _batch_table(results: list[dict], width: int):
     from rich.table import Table
 
     ok = sum(1 for r in results if r.get("ok"))
-    t = Table(
-        title=f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed", title_justify="left"
-    )
-    for col, just in (
-        ("file", "left"),
-        ("offset (s)", "right"),
-        ("verdict", "left"),
-        ("confidence", "right"),
-    ):
-        t.add_column(col, justify=just, overflow="fold")
+    title = f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed"
+    longest = max((len(_shown(r["path"])) for r in results), default=0)
+    if longest > width - 36:  # no room for whole names beside a verdict: the lines above say it all
+        return title
+    t = Table(title=title, title_justify="left")
+    t.add_column("file", no_wrap=True, min_width=longest)  # names stay whole; verdicts wrap at words
+    for col, just in (("offset (s)", "right"), ("verdict", "left"), ("confidence", "right")):
+        t.add_column(col, justify=just)
     for r in results:
         if r.get("ok"):
             drift = r.get("drift_sec_per_min")
@@ -811,16 +809,29 @@ def models(
         title="avsync models (* = default; `avsync models --json` has the licence notes)",
         title_justify="left",
     )
-    for col in ("name", "classes", "trained on", "Acc@1 (test set)", "cached", "size", "licence"):
-        t.add_column(col, overflow="fold")
+    # Names stay whole; on a narrow terminal the long text columns go (they are in --json).
+    wide = out.width >= 120
+    cols = [
+        "name",
+        "classes",
+        "trained on",
+        "Acc@1 (test set)" if wide else "Acc@1",
+        "cached",
+        "size",
+        "licence",
+    ]
+    for col in cols if wide else [c for c in cols if c not in ("trained on", "licence")]:
+        t.add_column(col, no_wrap=col in ("name", "classes", "cached", "size"))
+    if not wide:
+        t.title = "avsync models (* = default; `avsync models --json`: training data, test sets, licences)"
     for r in rows:
         size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "?"
         acc = (
             f"{r['accuracy_top1']:g} % ({r['accuracy_test_set'].removesuffix(' test')})"
-            if r["accuracy_top1"]
-            else ""
+            if r["accuracy_top1"] and wide
+            else (f"{r['accuracy_top1']:g} %" if r["accuracy_top1"] else "")
         )
-        t.add_row(
+        cells = [
             r["name"] + (" *" if r["default"] else ""),
             f"{r['classes']} (±{r['range_sec'][1]:.0f} s)",
             r["training_data"],
@@ -828,7 +839,8 @@ def models(
             "yes" if r["cached"] else "no",
             size,
             r["licence"],
-        )
+        ]
+        t.add_row(*(cells if wide else [c for i, c in enumerate(cells) if i not in (2, 6)]))
     out.print(t)
 
 

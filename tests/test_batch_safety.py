@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
 from sparsesync_cli.cli import app
-from sparsesync_cli.errors import MediaError
+from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.probe import probe
 from sparsesync_cli.predict import PredictOptions, iter_predictions
@@ -240,3 +240,30 @@ def test_a_missing_input_is_named_even_when_the_model_cannot_be_fetched(never_lo
         res = run(*cmd, tmp_path / "missing.mp4")
         assert res.exit_code == 2, res.output
         assert "missing.mp4: no such file" in res.output, res.output
+
+
+# ---------------------------------------------------------------- item 12: first contact
+def test_debug_is_accepted_after_the_subcommand_too(clip, tmp_path):
+    missing = tmp_path / "missing.mp4"
+    for args in (["--debug", "predict", missing], ["predict", missing, "--debug"], ["models", "--debug"]):
+        res = run(*args)
+        assert "No such option" not in res.output, (args, res.output)
+    res = run("predict", missing, "--debug")
+    assert isinstance(res.exception, UsageError)  # --debug: the exception itself, not one line
+
+
+def test_tables_keep_every_name_whole_at_80_columns(fake, clip, tmp_path, monkeypatch):
+    from sparsesync_cli.registry import load_registry
+
+    res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    assert res.exit_code == 0 and max(len(line) for line in res.output.splitlines()) <= 80
+    for name in load_registry():
+        assert any(f" {name} " in line for line in res.output.splitlines()), (name, res.output)
+    names = ["interview_take_07.mp4", "a-rather-long-name-for-a-file.mp4"]
+    copies(clip, tmp_path / "in", names)
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["predict", "in"], env={"COLUMNS": "80"})
+    table = res.output.split("2 of 2 file(s) checked, 0 failed", 1)[1]
+    assert max(len(line) for line in table.splitlines()) <= 80
+    for name in names:
+        assert any(f"│ in/{name} " in line for line in table.splitlines()), table
