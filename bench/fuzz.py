@@ -3,7 +3,7 @@
     python bench/fuzz.py --files 500 --seed 1            # the issue-14 run (slow: ~5 s a file on 2 cores)
     python bench/fuzz.py --files 100 --seed 1 --timeout 120
 
-The corrupted files are made from synthetic clips (tests/fuzz_media.py: byte flips in headers and
+The corrupted files are made from synthetic clips (tests/helpers/fuzz_media.py: byte flips in headers and
 bodies, truncation, zeroed blocks, swapped chunks, hybrids; mp4/mov/mkv/webm/ts) and checked by
 ONE real batch (`python -m sparsesync_cli predict ... --jsonl`) with the tiny random-weight
 fixture model, as a user runs it. A watchdog samples the batch's memory (/proc VmRSS, charged to
@@ -33,11 +33,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-for sub in ("tests/helpers", "tests"):  # tests/helpers after the restructure, tests/ before it
-    if (REPO / sub / "fuzz_media.py").is_file():
-        sys.path.insert(0, str(REPO / sub))
-        break
-from fuzz_media import make_bases, write_variants  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))
+from helpers.fuzz_media import make_bases, write_variants  # noqa: E402
 
 SHARED = Path(os.environ.get("AVSYNC_SHARED", REPO.parent / "shared"))
 POLL_S = 0.2

@@ -11,16 +11,16 @@ import os
 
 import pytest
 import torch
-from fake_model import FakeModel
-from media_synth import Clip, cached_clip
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
+from sparsesync_cli.analysis.predict import PredictOptions, iter_predictions
 from sparsesync_cli.cli import app
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.probe import probe
-from sparsesync_cli.predict import PredictOptions, iter_predictions
 
 runner = CliRunner()
 
@@ -88,7 +88,7 @@ def test_an_unexpected_exception_fails_one_file_and_the_batch_goes_on(clip, tmp_
     assert [r.ok for r in results] == [True, False, True]
     err = results[1].error
     assert err.startswith("unexpected error while checking the file: RuntimeError: boom in the network")
-    assert "predict.py:run_windows" in err and "\n" not in err
+    assert "analysis/predict.py:run_windows" in err and "\n" not in err
 
 
 def test_cli_batch_survives_an_unexpected_exception_and_debug_shows_the_traceback(
@@ -253,7 +253,7 @@ def test_debug_is_accepted_after_the_subcommand_too(clip, tmp_path):
 
 
 def test_tables_keep_every_name_whole_at_80_columns(fake, clip, tmp_path, monkeypatch):
-    from sparsesync_cli.registry import load_registry
+    from sparsesync_cli.checkpoints.registry import load_registry
 
     res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
     assert res.exit_code == 0 and max(len(line) for line in res.output.splitlines()) <= 80

@@ -11,10 +11,10 @@ import os
 import time
 
 import pytest
-from http_server import FileServer
+from helpers.http_server import FileServer
 
+from sparsesync_cli.checkpoints.fetch import DownloadOptions, fetch_to_partial
 from sparsesync_cli.errors import DownloadError
-from sparsesync_cli.fetch import DownloadOptions, fetch_to_partial
 
 BLOB = os.urandom(4000)
 

@@ -1,6 +1,6 @@
 """A real batch over corrupted files: every file gets a result row, nothing escapes as a traceback.
 
-The corrupted files are made here from clips the test synthesises (tests/fuzz_media.py: byte
+The corrupted files are made here from clips the test synthesises (tests/helpers/fuzz_media.py: byte
 flips in headers and bodies, truncation, zeroed blocks, swapped chunks and hybrids, in
 mp4/mov/mkv/webm/ts). The batch runs as a user runs it: the `avsync` command in a subprocess,
 with the tiny random-weight fixture model. bench/fuzz.py runs the same classes at scale and
@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from fuzz_media import DAMAGES, make_bases, write_variants
+from helpers.fuzz_media import DAMAGES, make_bases, write_variants
 
 N_FILES = 30  # every damage class in every container (the model takes ~1-2 s a file that decodes)
 SEED = 14

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from media_synth import Clip, make_clip
+from helpers.media_synth import Clip, make_clip
 
 # One small clip per container the fuzz covers; short, so decoding every variant is quick.
 BASE_CLIPS = (
