@@ -75,6 +75,7 @@ import numpy as np
 
 from .. import clock
 from ..errors import AvsyncError, MediaError, UsageError, unexpected
+from ..families import SYNCHFORMER
 from .aggregate import Aggregate, aggregate
 from .windows import SAMPLES_PER_FRAME, SYNCHFORMER_GEOMETRY, Span, Window
 
@@ -214,7 +215,7 @@ def score_file(
     from .predict import run_windows
     from .windows import plan_windows
 
-    if model.info.family != "synchformer":
+    if model.info.family != SYNCHFORMER:
         raise UsageError("DeSync is defined with Synchformer: use --model synchformer-audioset (or another)")
     path = os.fspath(path)
     grid = model.grid

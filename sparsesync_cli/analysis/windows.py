@@ -114,7 +114,6 @@ class WindowGeometry:
 
 SPARSESYNC_GEOMETRY = WindowGeometry()
 SYNCHFORMER_GEOMETRY = WindowGeometry(used_frames=(2, 122), used_samples=(1280, 78080))
-GEOMETRIES = {"sparsesync": SPARSESYNC_GEOMETRY, "synchformer": SYNCHFORMER_GEOMETRY}
 
 
 def window_at(start_sec: float, shift_sec: float = 0.0) -> Window:
