@@ -63,11 +63,6 @@ class MediaReader:
         self._video = VideoDecoder(self.path, self.info, short_side)
         self._audio = AudioDecoder(self.path, self.info, torchvision_compat=torchvision_compat)
 
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) of the frames :meth:`read_frames` returns."""
-        return self._video.size
-
     def read_frames(self, first: int, count: int) -> np.ndarray:
         """Frames ``[first, first + count)`` of the 25 fps grid: ``(count, H, W, 3)`` uint8 RGB.
 
