@@ -3,7 +3,7 @@
     python bench/fuzz.py --files 500 --seed 1            # the issue-14 run (slow: ~5 s a file on 2 cores)
     python bench/fuzz.py --files 100 --seed 1 --timeout 120
 
-The corrupted files are made from synthetic clips (tests/helpers/fuzz_media.py: byte flips in headers and
+The corrupted files are made here from small synthetic clips (byte flips in headers and
 bodies, truncation, zeroed blocks, swapped chunks, hybrids; mp4/mov/mkv/webm/ts) and checked by
 ONE real batch (`python -m sparsesync_cli predict ... --jsonl`) with the tiny random-weight
 fixture model, as a user runs it. A watchdog samples the batch's memory (/proc VmRSS, charged to
@@ -26,18 +26,141 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-from helpers.fuzz_media import make_bases, write_variants  # noqa: E402
-
+# One small clip per container the fuzz covers: (extension, video codec, audio codec).
+BASES = (("mp4", "libx264", "aac"), ("mov", "libx264", "aac"), ("mkv", "libx264", "aac"),
+         ("webm", "libvpx-vp9", "libopus"), ("ts", "libx264", "aac"))  # fmt: skip
+CLIP_SEC = 5.5  # one 5 s window: decoding and the model run once per file that decodes
 SHARED = Path(os.environ.get("AVSYNC_SHARED", REPO.parent / "shared"))
 POLL_S = 0.2
+
+
+def make_clip(path: Path, vcodec: str, acodec: str, seconds: float = CLIP_SEC) -> None:
+    """A small clip: a moving bar over a changing grey, and a tone with a click every second."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(vcodec, rate=25)
+        vs.width, vs.height, vs.pix_fmt = 160, 120, "yuv420p"
+        aus = out.add_stream(acodec, rate=48000)
+        aus.layout = "stereo"
+        for i in range(int(seconds * 25)):
+            img = np.full((120, 160, 3), (i * 7) % 256, np.uint8)
+            img[:, (i * 3) % 160] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        t = np.arange(int(seconds * 48000)) / 48000
+        wave = (0.2 * np.sin(2 * np.pi * 440 * t) + (t % 1.0 < 0.005)).astype(np.float32)
+        for i in range(0, len(wave) - 1024, 1024):
+            chunk = np.stack([wave[i : i + 1024]] * 2)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, i
+            for packet in aus.encode(frame):
+                out.mux(packet)
+        for packet in aus.encode(None):
+            out.mux(packet)
+
+
+HEADER_BYTES = 4096  # "the header": where the container describes its streams
+
+
+def _header_region(data: bytes) -> tuple[int, int]:
+    """Where the stream descriptions are: MP4/MOV's moov box when found, else the first 4 KiB."""
+    i = data.find(b"moov")
+    if i >= 4:
+        size = int.from_bytes(data[i - 4 : i], "big")
+        if 8 <= size <= len(data) - i + 4:
+            return i - 4, i - 4 + size
+    return 0, min(len(data), HEADER_BYTES)
+
+
+def flip_header(data: bytes, rng: random.Random) -> bytes:
+    b = bytearray(data)
+    lo, hi = _header_region(data)
+    for _ in range(rng.randint(1, 4)):
+        b[rng.randrange(lo, hi)] = rng.randrange(256)
+    return bytes(b)
+
+
+def flip_body(data: bytes, rng: random.Random) -> bytes:
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 32)):
+        b[rng.randrange(len(b) // 8, len(b))] ^= 1 << rng.randrange(8)
+    return bytes(b)
+
+
+def truncate(data: bytes, rng: random.Random) -> bytes:
+    return data[: rng.randrange(1, len(data))]
+
+
+def zero_block(data: bytes, rng: random.Random) -> bytes:
+    n = rng.choice((64, 512, 4096, 32768))
+    at = rng.randrange(0, max(1, len(data) - n))
+    return data[:at] + bytes(min(n, len(data) - at)) + data[at + n :]
+
+
+def swap_chunks(data: bytes, rng: random.Random) -> bytes:
+    n = rng.choice((188, 1024, 8192))
+    if len(data) < 4 * n:
+        return truncate(data, rng)
+    a, b = sorted(rng.sample(range(0, len(data) - n, n), 2))
+    return data[:a] + data[b : b + n] + data[a + n : b] + data[a : a + n] + data[b + n :]
+
+
+def hybrid(data: bytes, rng: random.Random) -> bytes:
+    for op in rng.sample(SIMPLE, rng.randint(2, 3)):
+        data = op(data, rng)
+    return data
+
+
+SIMPLE: tuple[Callable[[bytes, random.Random], bytes], ...] = (
+    flip_header,
+    flip_body,
+    truncate,
+    zero_block,
+    swap_chunks,
+)
+DAMAGES = (*SIMPLE, hybrid)
+
+
+def make_bases(folder: Path) -> list[Path]:
+    """The clean clips, one per container, written into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext, vcodec, acodec in BASES:
+        p = folder / f"base.{ext}"
+        if not p.exists():
+            make_clip(p, vcodec, acodec)
+        paths.append(p)
+    return paths
+
+
+def write_variants(bases: list[Path], folder: Path, n: int, seed: int) -> list[Path]:
+    """``n`` corrupted variants, cycling through containers and damage classes (same seed, same bytes)."""
+    rng = random.Random(seed)
+    data = {p: p.read_bytes() for p in bases}
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        base = bases[i % len(bases)]
+        damage = DAMAGES[(i // len(bases)) % len(DAMAGES)]
+        p = folder / f"{i:04d}_{damage.__name__}{base.suffix}"
+        p.write_bytes(damage(data[base], rng))
+        out.append(p)
+    return out
 
 
 def _sha(p: Path) -> str:
@@ -107,6 +230,7 @@ def run_batch(files: list[Path], jsonl: Path, args: argparse.Namespace, stats: d
     if "Traceback" in text:
         stats["tracebacks"] += text.count("Traceback")
         stats["traceback_logs"].append(str(log))
+    stats["exit_codes"].append(returncode)
     if returncode not in (0, 1):
         stats["crashes"].append({"returncode": returncode, "log": str(log), "after_rows": last_n})
         n = len(_rows(jsonl)) - done_before
@@ -133,7 +257,7 @@ def main() -> None:
     jsonl.unlink(missing_ok=True)
     stats: dict = {
         "batches": 0, "peak_rss_mb": 0.0, "rss_by_file": {}, "hangs": [], "crashes": [],
-        "tracebacks": 0, "traceback_logs": [],
+        "tracebacks": 0, "traceback_logs": [], "exit_codes": [],
     }  # fmt: skip
     left = files
     while left:
@@ -161,7 +285,9 @@ def main() -> None:
         "inputs_modified": sorted(p.name for p in files if _sha(p) != before[p]),
         "peak_rss_mb": round(stats["peak_rss_mb"], 1),
         "highest_rss_files_mb": [[name, round(mb, 1)] for name, mb in top],
+        "damages": sorted({p.stem.split("_", 1)[1] for p in files}),
         "batches": stats["batches"],
+        "exit_codes": stats["exit_codes"],
         "wall_s": round(time.monotonic() - t0, 1),
         "out": str(root),
     }
