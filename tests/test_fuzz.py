@@ -13,8 +13,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 N_FILES = 30  # every damage class in every container (the model takes ~1-2 s a file that decodes)
 SEED = 14
