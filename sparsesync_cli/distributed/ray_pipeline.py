@@ -75,6 +75,19 @@ def _decode_batch(batch: dict[str, np.ndarray], job: PredictJob) -> Iterator[dic
             yield {k: v[None] if isinstance(v, np.ndarray) else np.asarray([v]) for k, v in piece.items()}
 
 
+def _add_decoders(ds: Any, job: PredictJob, cpus_per_decoder: float) -> Any:
+    return ds.map_batches(
+        _decode_batch,
+        fn_kwargs={"job": job},
+        batch_size=1,
+        batch_format="numpy",
+        num_cpus=cpus_per_decoder,
+        # Spread decoders over the nodes. Also keeps Ray Data from fusing them into the model
+        # actors (it never fuses an op with a remote-args function), so the two scale apart.
+        ray_remote_args_fn=_decoder_args,
+    )
+
+
 def _decoder_args() -> dict[str, Any]:
     return {"scheduling_strategy": "SPREAD"}
 
@@ -156,16 +169,9 @@ def predict_on_ray(
         files = [{"source": s} for s in sources]
         blocks = min(len(files), max(MIN_BLOCKS, -(-len(files) // MAX_FILES_PER_BLOCK)))
         ds = ray.data.from_items(files, override_num_blocks=blocks)
-        ds = ds.map_batches(
-            _decode_batch,
-            fn_kwargs={"job": job},
-            batch_size=1,
-            batch_format="numpy",
-            num_cpus=cpus_per_decoder,
-            # Spread decoders over the nodes. Also keeps Ray Data from fusing them into the model
-            # actors (it never fuses an op with a remote-args function), so the two scale apart.
-            ray_remote_args_fn=_decoder_args,
-        )
+        with warnings.catch_warnings():  # ray_remote_args_fn: deprecated for 2.64 (pyproject caps Ray below)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = _add_decoders(ds, job, cpus_per_decoder)
         ds = ds.map_batches(
             _ModelActor,
             fn_constructor_kwargs={"spec": spec},

@@ -85,6 +85,35 @@ class PredictJob:
         windows = plan_file_windows(reader, self.setup.geometry, self.options, path)
         return [("windows", windows, self.options.batch_size)]
 
+    def finish(
+        self, source: str, groups: dict[str, list[WindowResult]], last: Piece, elapsed: float
+    ) -> SyncResult:
+        """The file's result from its windows, as :func:`~sparsesync_cli.predict.predict_file` builds it."""
+        from ..predict import combine_windows
+
+        setup = self.setup
+        result = combine_windows(
+            source, setup.result_model(), setup.grid, groups["windows"], float(last["duration"]), elapsed
+        )
+        return _with_object_stat(result, last)
+
+    def failed(self, source: str, error: str, last: Piece, elapsed: float) -> SyncResult:
+        from ..results import SyncResult
+
+        setup = self.setup
+        result = SyncResult.failed(
+            source, error, model=setup.result_model(), grid=setup.grid, elapsed_sec=elapsed
+        )
+        return _with_object_stat(result, last)
+
+
+def _with_object_stat(result: SyncResult, piece: Piece) -> SyncResult:
+    """An object's size and last-modified time (a local file's were read from disk already)."""
+    if not is_uri(result.path) or int(piece["size"]) < 0:
+        return result
+    mtime = float(piece["mtime"])
+    return replace(result, file_size=int(piece["size"]), file_mtime=None if np.isnan(mtime) else mtime)
+
 
 def _empty_piece(source: str, t0: float) -> Piece:
     return {
@@ -185,7 +214,7 @@ class Assembler:
         self._open: dict[str, _File] = {}
         self.finished: set[str] = set()
 
-    def add(self, piece: Piece) -> SyncResult | None:
+    def add(self, piece: Piece) -> Any:
         """Take one piece; return the file's result when this piece completes it (else None)."""
         source = str(piece["source"])
         if source in self.finished:
@@ -204,35 +233,22 @@ class Assembler:
         """Sources with pieces received but not complete."""
         return list(self._open)
 
-    def _finish(self, source: str, last: Piece, error: str | None = None) -> SyncResult:
-        from ..results import SyncResult
-
+    def _finish(self, source: str, last: Piece, error: str | None = None) -> Any:
         f = self._open.pop(source, None)
         self.finished.add(source)
-        setup = self.job.setup
         elapsed = time.time() - float(last["t0"])
-        result: SyncResult
         if error is None:
+            assert f is not None
             try:
-                windows = self._windows(source, f, "windows")
-                result = self._combine(source, windows, float(last["duration"]), elapsed)
+                groups = {g: self._windows(source, f, g) for g in f.groups or ()}
+                return self.job.finish(source, groups, last, elapsed)
             except AvsyncError as e:
                 error = _one_line(e)
-        if error is not None:
-            result = SyncResult.failed(
-                source, error, model=setup.result_model(), grid=setup.grid, elapsed_sec=elapsed
-            )
-        if is_uri(source) and int(last["size"]) >= 0:
-            mtime = float(last["mtime"])
-            result = replace(
-                result, file_size=int(last["size"]), file_mtime=None if np.isnan(mtime) else mtime
-            )
-        return result
+        return self.job.failed(source, error, last, elapsed)
 
-    def _windows(self, source: str, f: _File | None, group: str) -> list[WindowResult]:
+    def _windows(self, source: str, f: _File, group: str) -> list[WindowResult]:
         from ..predict import window_result
 
-        assert f is not None
         out = []
         for i in range(f.n_chunks[group]):
             p = f.chunks[(group, i)]
@@ -240,11 +256,3 @@ class Assembler:
             for t, shift, lg in zip(p["starts"].tolist(), p["shifts"].tolist(), logits, strict=True):
                 out.append(window_result(t, shift, lg, self.job.setup.grid, source))
         return out
-
-    def _combine(
-        self, source: str, windows: list[WindowResult], duration: float, elapsed: float
-    ) -> SyncResult:
-        from ..predict import combine_windows
-
-        setup = self.job.setup
-        return combine_windows(source, setup.result_model(), setup.grid, windows, duration, elapsed)
