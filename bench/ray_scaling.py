@@ -51,9 +51,9 @@ def main() -> None:
 
     import ray
 
+    from sparsesync_cli.analysis.predict import PredictOptions, iter_predictions
     from sparsesync_cli.distributed.ray_pipeline import predict_on_ray
     from sparsesync_cli.distributed.work import ModelSpec
-    from sparsesync_cli.predict import PredictOptions, iter_predictions
 
     folder = Path(tempfile.mkdtemp(prefix="avsync-ray-bench-"))
     try:

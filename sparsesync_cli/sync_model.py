@@ -13,15 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .analysis.windows import SPARSESYNC_GEOMETRY, SYNCHFORMER_GEOMETRY, WindowGeometry
 from .errors import CheckpointError, UsageError
-from .windows import SPARSESYNC_GEOMETRY, SYNCHFORMER_GEOMETRY, WindowGeometry
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .checkpoint import Checkpoint
-    from .results import ModelInfo as ResultModel
+    from .analysis.results import ModelInfo as ResultModel
+    from .checkpoints.loading import Checkpoint
 
 SPARSESYNC = "sparsesync"
 SYNCHFORMER = "synchformer"
@@ -39,6 +39,7 @@ class ModelSetup:
     geometry: WindowGeometry
     device: str
     precision: str
+    calibration: dict | None = None  # {"file", "temperature", "model"} once a calibration is applied
 
     @property
     def range_sec(self) -> tuple[float, float]:
@@ -50,14 +51,14 @@ class ModelSetup:
 
     def result_model(self) -> ResultModel:
         """The ``model`` part of a result (name, family, checkpoint)."""
-        from .results import ModelInfo
+        from .analysis.results import ModelInfo
 
-        return ModelInfo(self.name, self.family, self.checkpoint)
+        return ModelInfo(self.name, self.family, self.checkpoint, self.calibration)
 
 
 def family_of(checkpoint: Checkpoint) -> str:
     """``"sparsesync"`` or ``"synchformer"``, from the config's model target or the weights' keys."""
-    from .config import get
+    from .checkpoints.config import get
 
     target = str(get(checkpoint.config, "model.target", "")) if checkpoint.config else ""
     if target.endswith("Synchformer"):
@@ -194,7 +195,7 @@ def load_model(
     """
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .checkpoints.loading import load_checkpoint
 
     if name is not None and checkpoint is not None:
         raise UsageError("give a model name or a checkpoint file, not both")
@@ -204,7 +205,7 @@ def load_model(
         ckpt = load_checkpoint(checkpoint, config)
         label, source = os.path.basename(os.fspath(checkpoint)), os.fspath(checkpoint)
     else:
-        from .model_cache import load_registered_checkpoint
+        from .checkpoints.cache import load_registered_checkpoint
 
         ckpt, entry = load_registered_checkpoint(name, progress=progress)
         label, source = entry.name, entry.checkpoint.location

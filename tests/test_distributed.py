@@ -8,14 +8,14 @@ import sys
 
 import numpy as np
 import pytest
-from fake_model import FakeModel
-from media_synth import Clip, cached_clip
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
+from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.cli import app, ray_argv
 from sparsesync_cli.distributed.sources import collect_sources, read_list, split_done
 from sparsesync_cli.distributed.work import Assembler, PredictJob, decode_file, run_piece
-from sparsesync_cli.predict import PredictOptions, predict_file
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from media_synth import Clip, cached_clip
+from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.cli import app
@@ -167,10 +167,10 @@ def _model_actor_pids() -> list[int]:
 
 
 def test_an_actor_killed_mid_run_loses_no_file_and_repeats_none(ray_runtime, library, local_rows, shared_dir):
+    from sparsesync_cli.analysis.predict import PredictOptions
     from sparsesync_cli.distributed.ray_pipeline import predict_on_ray
     from sparsesync_cli.distributed.sources import collect_sources
     from sparsesync_cli.distributed.work import ModelSpec
-    from sparsesync_cli.predict import PredictOptions
 
     d = shared_dir / "fixtures" / "sparsesync"
     spec = ModelSpec(

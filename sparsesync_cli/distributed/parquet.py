@@ -11,7 +11,6 @@ folder as one table. A re-run appends new parts; the latest row per path wins.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -100,15 +99,14 @@ class ParquetResults:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(self._rows, schema=result_schema())
+        from ..atomic import atomic_path
+
         target = self.folder / f"part-{self._run}-{self._n:05d}.parquet"
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".incomplete", dir=self.folder)
-        os.close(fd)
         try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            with atomic_path(target) as tmp:
+                pq.write_table(table, tmp)
+        except OSError as e:
+            raise UsageError(f"cannot write the Parquet results: {e.strerror or e}", target) from e
         self._n += 1
         self._rows = []
 

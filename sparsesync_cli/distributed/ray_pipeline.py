@@ -30,8 +30,8 @@ from ..errors import UsageError
 from .work import Assembler, ModelSpec, PredictJob, decode_file, run_piece
 
 if TYPE_CHECKING:
-    from ..predict import PredictOptions
-    from ..results import SyncResult
+    from ..analysis.predict import PredictOptions
+    from ..analysis.results import SyncResult
     from ..sync_model import ModelSetup
 
 INSTALL_HINT = "--ray needs Ray: pip install 'sparsesync-cli[ray]'"
@@ -150,7 +150,7 @@ def predict_on_ray(
     takes 1 when the cluster has GPUs, else 0 (CPU actors); ``batch_size``: windows per model
     call (None: 8 on GPU actors, 1 on CPU). ``address``: see :func:`connect`.
     """
-    from ..results import SyncResult
+    from ..analysis.results import SyncResult
 
     ray = require_ray()
     if not sources:

@@ -66,7 +66,7 @@ def collect_sources(
     prefix lists the media objects under it (``-r``: at any depth). Order is stable, duplicates
     are dropped.
     """
-    from ..predict import VIDEO_EXTENSIONS, collect_media_files
+    from ..analysis.predict import VIDEO_EXTENSIONS, collect_media_files
 
     exts_seq = extensions or VIDEO_EXTENSIONS
     exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in exts_seq}

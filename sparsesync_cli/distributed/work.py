@@ -29,8 +29,8 @@ from ..errors import AvsyncError
 from ..media.remote import is_uri, stat_uri
 
 if TYPE_CHECKING:
-    from ..predict import PredictOptions
-    from ..results import SyncResult, WindowResult
+    from ..analysis.predict import PredictOptions
+    from ..analysis.results import SyncResult, WindowResult
     from ..sync_model import ModelSetup, SyncModel
 
 # A piece is a dict of plain values and arrays (what Ray Data moves between stages):
@@ -53,6 +53,7 @@ class ModelSpec:
     precision: str = "auto"
     threads: int | None = None
     optimize: bool = True
+    calibration: dict | None = None  # the driver's applied calibration (ModelSetup.calibration)
 
     def load(self) -> SyncModel:
         """Load the model here (downloads go through the cache and its lock, once per node)."""
@@ -62,7 +63,7 @@ class ModelSpec:
             import torch
 
             torch.set_num_threads(self.threads)
-        return load_model(
+        model = load_model(
             self.name,
             checkpoint=self.checkpoint,
             config=self.config,
@@ -70,6 +71,9 @@ class ModelSpec:
             precision=self.precision,
             optimize=self.optimize,
         )
+        if self.calibration is not None:  # checked against the model at the driver already
+            model.info = replace(model.info, calibration=self.calibration)
+        return model
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class PredictJob:
     setup: ModelSetup  # family, grid, window geometry and name of the model the actors load
 
     def plan(self, reader: Any, path: str) -> list[tuple[str, list[Any], int]]:
-        from ..predict import plan_file_windows
+        from ..analysis.predict import plan_file_windows
 
         windows = plan_file_windows(reader, self.setup.geometry, self.options, path)
         return [("windows", windows, self.options.batch_size)]
@@ -89,7 +93,7 @@ class PredictJob:
         self, source: str, groups: dict[str, list[WindowResult]], last: Piece, elapsed: float
     ) -> SyncResult:
         """The file's result from its windows, as :func:`~sparsesync_cli.predict.predict_file` builds it."""
-        from ..predict import combine_windows
+        from ..analysis.predict import combine_windows
 
         setup = self.setup
         result = combine_windows(
@@ -98,7 +102,7 @@ class PredictJob:
         return _with_object_stat(result, last)
 
     def failed(self, source: str, error: str, last: Piece, elapsed: float) -> SyncResult:
-        from ..results import SyncResult
+        from ..analysis.results import SyncResult
 
         setup = self.setup
         result = SyncResult.failed(
@@ -149,9 +153,9 @@ def decode_file(source: str, job: PredictJob) -> Iterator[Piece]:
     Never raises for a bad file: whatever stops it (missing object, corrupt data, no audio)
     becomes an error piece, so the other files go on.
     """
+    from ..analysis.predict import _decode_batches
+    from ..analysis.windows import window_starts_sec
     from ..media.decode import MediaReader
-    from ..predict import _decode_batches
-    from ..windows import window_starts_sec
 
     t0 = time.time()
     base = _empty_piece(source, t0)
@@ -190,7 +194,10 @@ def run_piece(model: SyncModel, piece: Piece) -> Piece:
     if piece["error"] or len(piece["frames"]) == 0:
         out["logits"] = np.zeros((0, len(model.grid)), np.float32)
     else:
-        out["logits"] = model.logits(piece["frames"], piece["audio"]).numpy().astype(np.float32, copy=False)
+        from ..analysis.predict import calibrated_logits
+
+        logits = calibrated_logits(model, piece["frames"], piece["audio"])
+        out["logits"] = logits.numpy().astype(np.float32, copy=False)
     return out
 
 
@@ -247,7 +254,7 @@ class Assembler:
         return self.job.failed(source, error, last, elapsed)
 
     def _windows(self, source: str, f: _File, group: str) -> list[WindowResult]:
-        from ..predict import window_result
+        from ..analysis.predict import window_result
 
         out = []
         for i in range(f.n_chunks[group]):

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from sparsesync_cli.analysis.windows import GEOMETRIES
 from sparsesync_cli.sync_model import ModelSetup
-from sparsesync_cli.windows import GEOMETRIES
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 

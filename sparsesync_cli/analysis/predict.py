@@ -2,7 +2,7 @@
 
 Data flows one way: file -> :class:`~sparsesync_cli.media.decode.MediaReader` (frames and
 samples placed by presentation time) -> centre crop -> model logits per window -> aggregate ->
-:class:`~sparsesync_cli.results.SyncResult`. Decoding runs in a background thread that fills a
+:class:`~sparsesync_cli.analysis.results.SyncResult`. Decoding runs in a background thread that fills a
 small bounded queue, so the model never waits for the decoder on CPU and memory stays bounded.
 """
 
@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AvsyncError
+from ..errors import AvsyncError
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
+    from ..sync_model import SyncModel
     from .results import ModelInfo as ResultModel
     from .results import SyncResult, WindowResult
-    from .sync_model import SyncModel
     from .windows import Window
 
 VIDEO_EXTENSIONS = (
@@ -67,7 +68,7 @@ def _read_window(reader, w: Window, geometry) -> tuple[np.ndarray, np.ndarray]:
     """
     import numpy as np
 
-    from .features.common import center_crop
+    from ..features.common import center_crop
     from .windows import clip_range
 
     first, end, pad_before, pad_after = clip_range(
@@ -133,6 +134,15 @@ def _prefetch(it: Iterator, depth: int) -> Iterator:
         t.join(timeout=5)
 
 
+def calibrated_logits(model: SyncModel, frames: np.ndarray, audio: np.ndarray) -> torch.Tensor:
+    """The model's logits for a batch, divided by its fitted temperature when it has one."""
+    logits = model.logits(frames, audio)
+    calibration = getattr(model.info, "calibration", None)
+    if calibration is not None:  # a fitted temperature (avsync evaluate --fit-calibration)
+        logits = logits / calibration["temperature"]
+    return logits
+
+
 def window_result(
     start_sec: float, shift_sec: float, logits: Sequence[float], grid: Sequence[float], path: str | None
 ) -> WindowResult:
@@ -170,7 +180,7 @@ def run_windows(
         on_window(0, len(windows))
     batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
     for chunk, frames, audio in batches:
-        logits = model.logits(frames, audio)
+        logits = calibrated_logits(model, frames, audio)
         for w, lg in zip(chunk, logits.tolist(), strict=True):
             out.append(window_result(starts[len(out)], w.shift_sec, lg, model.grid, path))
         if on_window:
@@ -209,7 +219,7 @@ def predict_file(
     Raises :class:`~sparsesync_cli.errors.AvsyncError` (one line naming the file and the cause)
     when the file cannot be checked; :func:`iter_predictions` turns that into a failed result.
     """
-    from .media.decode import MediaReader
+    from ..media.decode import MediaReader
 
     options = options or PredictOptions()
     path = os.fspath(path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, UsageError
+from ..errors import ConfigError, UsageError
 
 try:  # Python >= 3.11
     import tomllib
@@ -127,11 +127,11 @@ def official_registry_path() -> Path:
     In a source checkout it sits next to the package; an installed wheel carries it as the
     package data ``sparsesync_cli/weights/registry.toml`` (pyproject maps ``weights/`` there).
     """
-    here = Path(__file__).resolve().parent
-    checkout = here.parent / "weights" / "registry.toml"
-    if checkout.is_file() and (here.parent / "pyproject.toml").is_file():
+    package = Path(__file__).resolve().parent.parent
+    checkout = package.parent / "weights" / "registry.toml"
+    if checkout.is_file() and (package.parent / "pyproject.toml").is_file():
         return checkout
-    return here / "weights" / "registry.toml"
+    return package / "weights" / "registry.toml"
 
 
 def load_registry() -> dict[str, ModelEntry]:

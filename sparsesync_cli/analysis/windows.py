@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from . import clock
-from .errors import MediaError, UsageError
+from .. import clock
+from ..errors import MediaError, UsageError
 
 SAMPLES_PER_FRAME = clock.SAMPLE_RATE // clock.VIDEO_FPS  # 640 audio samples per video frame
 END_WINDOW_MIN_SEC = 1.0  # an uncovered tail at least this long gets one extra end-aligned window

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from . import clock
+from .. import clock
+from ..errors import AvsyncError
 from .aggregate import Aggregate, describe, window_verdict
-from .errors import AvsyncError
 
 SCHEMA = "avsync.result/1"
 FAMILIES = ("sparsesync", "synchformer")
@@ -58,17 +58,21 @@ class ModelInfo:
     name: str
     family: str  # "sparsesync" or "synchformer"
     checkpoint: str | None = None
+    calibration: dict[str, Any] | None = None  # the temperature calibration applied, if any
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
             raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
-        return cls(d["name"], d["family"], d.get("checkpoint"))
+        return cls(d["name"], d["family"], d.get("checkpoint"), d.get("calibration"))
 
 
 @dataclass(frozen=True)
