@@ -373,8 +373,8 @@ def _is_ray_address(value: str) -> bool:
 
 
 def _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size):
-    """A `runner` for _run_batch that checks the files on Ray (see distributed.ray_pipeline)."""
-    from .distributed.ray_pipeline import predict_on_ray, require_ray
+    """Runs files on Ray (see distributed.ray_pipeline): call it as _run_batch's runner, or .score."""
+    from .distributed.ray_pipeline import predict_on_ray, require_ray, score_on_ray
     from .distributed.work import ModelSpec
 
     require_ray()  # the one-line install hint before anything slow
@@ -382,21 +382,27 @@ def _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size):
         raise UsageError(f"--actors {actors}: expected a positive number or auto")
     name, checkpoint, config, device, precision, threads, optimize = model_args
     spec = ModelSpec(name, _str(checkpoint), _str(config), device, precision, threads or 1, optimize)
-    address = None if ray == "local" else ray
+    cluster = {
+        "address": None if ray == "local" else ray,
+        "actors": actors,
+        "num_gpus_per_actor": num_gpus_per_actor,
+        "cpus_per_actor": threads or 1,
+    }
+
+    def calibrated(sync_model):
+        return replace(spec, calibration=sync_model.info.calibration)
 
     def run(todo, sync_model, options, on_window=None):
         return predict_on_ray(
-            todo,
-            replace(spec, calibration=sync_model.info.calibration),
-            options,
-            sync_model.info,
-            address=address,
-            actors=actors,
-            num_gpus_per_actor=num_gpus_per_actor,
-            cpus_per_actor=threads or 1,
-            batch_size=batch_size,
+            todo, calibrated(sync_model), options, sync_model.info, batch_size=batch_size, **cluster
         )
 
+    def score(files, sync_model, **kwargs):
+        return score_on_ray(
+            files, calibrated(sync_model), sync_model.info, batch_size=batch_size, **kwargs, **cluster
+        )
+
+    run.score = score
     return run
 
 
@@ -721,9 +727,9 @@ DESYNC_MODEL = "synchformer-audioset"  # the checkpoint av-benchmark's DeSync us
 @app.command()
 def score(
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Generated videos and/or folders.", show_default=False, metavar="PATHS..."),
-    ],
+        list[str] | None,
+        typer.Argument(help="Generated videos, folders and/or URIs.", show_default=False, metavar="PATHS..."),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help=f"Registry model (default {DESYNC_MODEL}).")
     ] = None,
@@ -749,6 +755,10 @@ def score(
         typer.Option("--batch-size", min=1, help="Windows per model call (default: 1 on CPU, 8 on CUDA)."),
     ] = None,
     calibration: CalibrationOpt = None,
+    files_from: FilesFromOpt = None,
+    ray: RayOpt = None,
+    actors: ActorsOpt = "auto",
+    num_gpus_per_actor: GpusPerActorOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -760,22 +770,27 @@ def score(
     desync_aggregated look at the whole file. Cite which one you report.
     """
     from .analysis.desync import score_files, summarize
-    from .analysis.predict import collect_media_files
+    from .analysis.predict import VIDEO_EXTENSIONS
 
     out = _out_console()
     try:
-        files = collect_media_files(paths, recursive=recursive)
-        if not files:
-            raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+        files = _inputs(paths, recursive, VIDEO_EXTENSIONS, files_from, ray)
         if model is None and checkpoint is None:
             model = DESYNC_MODEL
-        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        model_args = (model, checkpoint, config, device, precision, threads, True)
+        runner = _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size) if ray else None
+        sync_model = _load_model(*model_args[:3], "cpu" if ray else device, *model_args[4:])
         _calibrate(sync_model, calibration)
         batch_size = batch_size or _default_batch(sync_model)
         results = []
-        for r in score_files(
-            files, sync_model, clip_sec=clip_sec, whole_file=whole_file, batch_size=batch_size
-        ):
+        scoring = (
+            runner.score(files, sync_model, clip_sec=clip_sec, whole_file=whole_file)
+            if runner
+            else score_files(
+                files, sync_model, clip_sec=clip_sec, whole_file=whole_file, batch_size=batch_size
+            )
+        )
+        for r in scoring:
             results.append(r)
             if as_json:
                 out.out(json.dumps(r.to_dict()), highlight=False)

@@ -222,3 +222,28 @@ def test_s3_uris_from_a_list_equal_local_files(
     # Resume: the checked object is skipped by its key (URI, size, last-modified).
     r = _run(["predict", "--files-from", listing, "--ray", "local", "--jsonl", out, *model_args])
     assert "1 file(s) already in the report" in r.output
+
+
+def test_score_on_ray_equals_local_score(ray_runtime, library, shared_dir):
+    d = shared_dir / "fixtures" / "synchformer"
+    model = [
+        "--checkpoint",
+        d / "tiny_synchformer_state_dict.pt",
+        "--config",
+        d / "cfg-tiny_synchformer.yaml",
+    ]
+    files = [library / "sub" / "real.mp4", library / "sub" / "corrupt.mp4"]
+
+    def score(*extra) -> list[dict]:
+        r = _run(["score", *files, "--json", "--threads", "1", *model, *extra])
+        assert r.exit_code == 1, r.output  # the corrupt file fails
+        return [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
+
+    local, on_ray = score(), score("--ray", "local")
+    assert {r["path"] for r in on_ray if "path" in r} == {str(f) for f in files}
+    by_path = {r["path"]: r for r in on_ray if "path" in r}
+    for r in local:
+        if "path" in r:
+            assert by_path[r["path"]] == r
+    assert on_ray[-1] == local[-1]  # the summary: {"summary": ...}
+    assert by_path[str(files[0])]["n_windows"] == 2

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UsageError
-from .work import Assembler, ModelSpec, PredictJob, decode_file, run_piece
+from .work import Assembler, ModelSpec, PredictJob, ScoreJob, decode_file, run_piece
 
 if TYPE_CHECKING:
+    from ..analysis.desync import DesyncResult
     from ..analysis.predict import PredictOptions
     from ..analysis.results import SyncResult
     from ..sync_model import ModelSetup
@@ -68,14 +69,16 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def _decode_batch(batch: dict[str, np.ndarray], job: PredictJob) -> Iterator[dict[str, np.ndarray]]:
+def _decode_batch(
+    batch: dict[str, np.ndarray], job: PredictJob | ScoreJob
+) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data UDF: the pieces of each file in ``batch``, one piece per yielded batch."""
     for source in batch["source"]:
         for piece in decode_file(str(source), job):
             yield {k: v[None] if isinstance(v, np.ndarray) else np.asarray([v]) for k, v in piece.items()}
 
 
-def _add_decoders(ds: Any, job: PredictJob, cpus_per_decoder: float) -> Any:
+def _add_decoders(ds: Any, job: PredictJob | ScoreJob, cpus_per_decoder: float) -> Any:
     return ds.map_batches(
         _decode_batch,
         fn_kwargs={"job": job},
@@ -134,63 +137,110 @@ def predict_on_ray(
     options: PredictOptions,
     setup: ModelSetup,
     *,
+    batch_size: int | None = None,
+    **cluster: Any,
+) -> Iterator[SyncResult]:
+    """Check ``sources`` (paths or URIs) on Ray; yields one result per source as each completes.
+
+    Per-file results equal :func:`~sparsesync_cli.analysis.predict.predict_file`'s with the same
+    model, options and torch threads (``spec.threads``): bit-exactly on CPU. ``setup``: the
+    model's :class:`~sparsesync_cli.sync_model.ModelSetup` (family, grid, window geometry), from a
+    load here. ``batch_size``: windows per model call (None: 8 on GPU actors, 1 on CPU).
+    ``cluster``: see :func:`run_on_ray`.
+    """
+    return run_on_ray(
+        sources,
+        spec,
+        lambda batch: PredictJob(replace(options, batch_size=batch_size or batch), setup),
+        **cluster,
+    )
+
+
+def score_on_ray(
+    sources: Sequence[str],
+    spec: ModelSpec,
+    setup: ModelSetup,
+    *,
+    clip_sec: float | None = None,
+    whole_file: bool = True,
+    batch_size: int | None = None,
+    **cluster: Any,
+) -> Iterator[DesyncResult]:
+    """DeSync of ``sources`` on Ray, equal to :func:`~sparsesync_cli.analysis.desync.score_files`'s."""
+    from ..analysis.desync import check_family
+
+    check_family(setup.family)
+    return run_on_ray(
+        sources, spec, lambda batch: ScoreJob(setup, clip_sec, whole_file, batch_size or batch), **cluster
+    )
+
+
+def run_on_ray(
+    sources: Sequence[str],
+    spec: ModelSpec,
+    make_job: Callable[[int], PredictJob | ScoreJob],
+    *,
     address: str | None = None,
     actors: int | str = "auto",
     num_gpus_per_actor: float | None = None,
     cpus_per_actor: float = 1.0,
     cpus_per_decoder: float = 1.0,
-    batch_size: int | None = None,
-) -> Iterator[SyncResult]:
-    """Check ``sources`` (paths or URIs) on Ray; yields one result per source as each completes.
+) -> Iterator[Any]:
+    """Run a job over ``sources`` on Ray; yields one result per source, in the order they complete.
 
-    Per-file results equal :func:`~sparsesync_cli.predict.predict_file`'s with the same model,
-    options and torch threads (``spec.threads``): bit-exactly on CPU. ``setup``: the model's
-    :class:`~sparsesync_cli.sync_model.ModelSetup` (family, grid, window geometry), from a load
-    here. ``actors``: model actors (``"auto"``: as many as fit); ``num_gpus_per_actor``: None
-    takes 1 when the cluster has GPUs, else 0 (CPU actors); ``batch_size``: windows per model
-    call (None: 8 on GPU actors, 1 on CPU). ``address``: see :func:`connect`.
+    ``make_job(default_batch_size)`` builds the job once the actors' kind is known (8 windows per
+    call on GPU actors, 1 on CPU). ``actors``: model actors (``"auto"``: as many as fit);
+    ``num_gpus_per_actor``: None takes 1 when the cluster has GPUs, else 0 (CPU actors);
+    ``address``: see :func:`connect`.
     """
-    from ..analysis.results import SyncResult
-
-    ray = require_ray()
+    require_ray()
     if not sources:
         return
     started = connect(address)
     try:
-        import ray.data
-
-        if num_gpus_per_actor is None:
-            num_gpus_per_actor = 1.0 if _cluster_resources(ray)[1] > 0 else 0.0
-        batch = batch_size or (8 if num_gpus_per_actor > 0 else 1)
-        job = PredictJob(replace(options, batch_size=batch), setup)
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-        files = [{"source": s} for s in sources]
-        blocks = min(len(files), max(MIN_BLOCKS, -(-len(files) // MAX_FILES_PER_BLOCK)))
-        ds = ray.data.from_items(files, override_num_blocks=blocks)
-        with warnings.catch_warnings():  # ray_remote_args_fn: deprecated for 2.64 (pyproject caps Ray below)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ds = _add_decoders(ds, job, cpus_per_decoder)
-        ds = ds.map_batches(
-            _ModelActor,
-            fn_constructor_kwargs={"spec": spec},
-            batch_size=1,
-            batch_format="numpy",
-            compute=actor_pool(ray, actors, num_gpus_per_actor, cpus_per_actor),
-            num_gpus=num_gpus_per_actor or None,
-            num_cpus=cpus_per_actor,
-        )
-        assembler = Assembler(job)
-        for row in ds.iter_rows():
-            result = assembler.add(row)
-            if result is not None:
-                yield result
-        for s in sources:  # cannot happen while Ray keeps its promises; never lose a file silently
-            if s not in assembler.finished:
-                yield SyncResult.failed(
-                    s, "no result came back from the cluster", model=setup.result_model(), grid=setup.grid
-                )
+        yield from _run(sources, spec, make_job, actors, num_gpus_per_actor, cpus_per_actor, cpus_per_decoder)
     finally:
         if started:
+            import ray
+
             ray.shutdown()
+
+
+def _run(
+    sources, spec, make_job, actors, num_gpus_per_actor, cpus_per_actor, cpus_per_decoder
+) -> Iterator[Any]:
+    import ray
+    import ray.data
+
+    if num_gpus_per_actor is None:
+        num_gpus_per_actor = 1.0 if _cluster_resources(ray)[1] > 0 else 0.0
+    job = make_job(8 if num_gpus_per_actor > 0 else 1)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    files = [{"source": s} for s in sources]
+    blocks = min(len(files), max(MIN_BLOCKS, -(-len(files) // MAX_FILES_PER_BLOCK)))
+    ds = ray.data.from_items(files, override_num_blocks=blocks)
+    with warnings.catch_warnings():  # ray_remote_args_fn: deprecated for 2.64 (pyproject caps Ray below)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = _add_decoders(ds, job, cpus_per_decoder)
+    ds = ds.map_batches(
+        _ModelActor,
+        fn_constructor_kwargs={"spec": spec},
+        batch_size=1,
+        batch_format="numpy",
+        compute=actor_pool(ray, actors, num_gpus_per_actor, cpus_per_actor),
+        num_gpus=num_gpus_per_actor or None,
+        num_cpus=cpus_per_actor,
+    )
+    assembler = Assembler(job)
+    for row in ds.iter_rows():
+        result = assembler.add(row)
+        if result is not None:
+            yield result
+    for s in sources:  # cannot happen while Ray keeps its promises; never lose a file silently
+        if s not in assembler.finished:
+            yield job.failed(s, "no result came back from the cluster", _LOST, 0.0)
+
+
+_LOST = {"size": -1, "mtime": float("nan")}

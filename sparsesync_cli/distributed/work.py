@@ -83,6 +83,9 @@ class PredictJob:
     options: PredictOptions
     setup: ModelSetup  # family, grid, window geometry and name of the model the actors load
 
+    def reader_args(self) -> dict[str, Any]:
+        return {"audio_stream": self.options.audio_stream}
+
     def plan(self, reader: Any, path: str) -> list[tuple[str, list[Any], int]]:
         from ..analysis.predict import plan_file_windows
 
@@ -109,6 +112,39 @@ class PredictJob:
             source, error, model=setup.result_model(), grid=setup.grid, elapsed_sec=elapsed
         )
         return _with_object_stat(result, last)
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What ``avsync score`` computes per file: av-benchmark's two windows and, optionally, all."""
+
+    setup: ModelSetup
+    clip_sec: float | None = None
+    whole_file: bool = True
+    batch_size: int = 1
+
+    def reader_args(self) -> dict[str, Any]:
+        from ..analysis.desync import AV_BENCHMARK_SHORT_SIDE
+
+        return {"short_side": AV_BENCHMARK_SHORT_SIDE}
+
+    def plan(self, reader: Any, path: str) -> list[tuple[str, list[Any], int]]:
+        from ..analysis.desync import plan_score
+
+        ends, whole = plan_score(reader, self.setup.geometry, self.clip_sec, self.whole_file, path)
+        groups = [("ends", ends, self.batch_size)]
+        return groups + ([("whole", whole, self.batch_size)] if whole else [])
+
+    def finish(self, source: str, groups: dict[str, list[WindowResult]], last: Piece, elapsed: float) -> Any:
+        """The file's DeSync numbers, as :func:`~sparsesync_cli.analysis.desync.score_file` gives them."""
+        from ..analysis.desync import combine_score
+
+        return combine_score(source, groups["ends"], groups.get("whole"), self.setup.grid)
+
+    def failed(self, source: str, error: str, last: Piece, elapsed: float) -> Any:
+        from ..analysis.desync import DesyncResult
+
+        return DesyncResult(path=source, ok=False, error=error)
 
 
 def _with_object_stat(result: SyncResult, piece: Piece) -> SyncResult:
@@ -147,7 +183,7 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(cause).split()) or "unknown error"
 
 
-def decode_file(source: str, job: PredictJob) -> Iterator[Piece]:
+def decode_file(source: str, job: PredictJob | ScoreJob) -> Iterator[Piece]:
     """The pieces of one file: one per model batch, or a last piece carrying the file's error.
 
     Never raises for a bad file: whatever stops it (missing object, corrupt data, no audio)
@@ -164,7 +200,7 @@ def decode_file(source: str, job: PredictJob) -> Iterator[Piece]:
             info = stat_uri(source)
             base.update(size=info.size, mtime=info.mtime if info.mtime is not None else float("nan"))
         geometry = job.setup.geometry
-        with MediaReader(source, audio_stream=job.options.audio_stream) as reader:
+        with MediaReader(source, **job.reader_args()) as reader:
             base["duration"] = reader.info.duration_sec
             groups = job.plan(reader, source)
             base["groups"] = ",".join(g for g, _, _ in groups)
@@ -216,7 +252,7 @@ class _File:
 class Assembler:
     """Turns pieces, in any order and possibly repeated, into one result per file, exactly once."""
 
-    def __init__(self, job: PredictJob) -> None:
+    def __init__(self, job: PredictJob | ScoreJob) -> None:
         self.job = job
         self._open: dict[str, _File] = {}
         self.finished: set[str] = set()
