@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.cli import app, ray_argv
 from sparsesync_cli.distributed.sources import collect_sources, read_list, split_done
-from sparsesync_cli.distributed.work import Assembler, PredictJob, decode_file, run_piece
+from sparsesync_cli.distributed.work import Assembler, PredictJob, ScoreJob, decode_file, run_piece
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,30 @@ def test_pieces_in_any_order_and_repeated_give_the_local_result_once(clip):
     for d in (got, local):
         d.pop("elapsed_sec")
     assert got == local
+
+
+def test_score_pieces_give_the_local_desync_numbers(clip):
+    from sparsesync_cli.analysis.desync import score_file
+
+    def model():
+        return FakeModel(lambda t: 0.4 if t < 8 else -0.6, family="synchformer")
+
+    local = score_file(clip, model(), batch_size=1)
+    remote = model()
+    job = ScoreJob(remote.info, clip_sec=None, whole_file=True, batch_size=1)
+    pieces = [run_piece(remote, p) for p in decode_file(str(clip), job)]
+    # av-benchmark's first and last windows, then the whole file's two 4.8 s windows
+    assert [(p["group"], p["chunk"]) for p in pieces] == [
+        ("ends", 0),
+        ("ends", 1),
+        ("whole", 0),
+        ("whole", 1),
+    ]
+    asm = Assembler(job)
+    results = [asm.add(p) for p in reversed(pieces)]
+    assert results[:3] == [None, None, None]
+    assert results[3] == local
+    assert local.n_windows == 2 and local.desync_windows is not None
 
 
 def test_a_file_that_fails_is_one_failed_piece_with_its_cause(tmp_path):

@@ -224,6 +224,7 @@ def test_s3_uris_from_a_list_equal_local_files(
     assert "1 file(s) already in the report" in r.output
 
 
+@pytest.mark.slow  # the tiny Synchformer still takes ~20 s per window on 2 cores
 def test_score_on_ray_equals_local_score(ray_runtime, library, shared_dir):
     d = shared_dir / "fixtures" / "synchformer"
     model = [
@@ -235,7 +236,7 @@ def test_score_on_ray_equals_local_score(ray_runtime, library, shared_dir):
     files = [library / "sub" / "real.mp4", library / "sub" / "corrupt.mp4"]
 
     def score(*extra) -> list[dict]:
-        r = _run(["score", *files, "--json", "--threads", "1", *model, *extra])
+        r = _run(["score", *files, "--json", "--no-whole-file", "--threads", "1", *model, *extra])
         assert r.exit_code == 1, r.output  # the corrupt file fails
         return [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
 
@@ -246,4 +247,4 @@ def test_score_on_ray_equals_local_score(ray_runtime, library, shared_dir):
         if "path" in r:
             assert by_path[r["path"]] == r
     assert on_ray[-1] == local[-1]  # the summary: {"summary": ...}
-    assert by_path[str(files[0])]["n_windows"] == 2
+    assert by_path[str(files[0])]["desync_av_benchmark"] is not None
