@@ -1,5 +1,6 @@
 """Files per minute on one machine and on Ray with 1 and 2 model actors, on the same folder.
 
+    pip install -e ".[ray]"                              # the bench imports the installed avsync
     python bench/ray_scaling.py                          # 6 copies of a 10 s clip, tiny model
     python bench/ray_scaling.py --files 12 --cpus 3
     python bench/ray_scaling.py --checkpoint ckpt.pt --config cfg.yaml --media clip.mp4
@@ -31,7 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # this checkout's package first
 
 SHARED = Path(os.environ.get("AVSYNC_SHARED", ROOT.parent / "shared"))
 DEFAULT_MEDIA = SHARED / "media" / "vggsound_3qesirWAGt4_25fps_256side_16k.mp4"
@@ -84,8 +84,7 @@ def main() -> None:
         local_logits = {r.path: [w.logits for w in r.windows] for r in local}
 
         t = time.perf_counter()
-        env = {"env_vars": {"PYTHONPATH": str(ROOT)}}
-        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, runtime_env=env)
+        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         init_sec = time.perf_counter() - t
         try:
             for n in (int(a) for a in args.actors.split(",")):

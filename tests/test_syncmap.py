@@ -10,7 +10,7 @@ import pytest
 from helpers.report_examples import GRID3, SYNCHFORMER, failed, result
 
 from sparsesync_cli.errors import AvsyncError, UsageError
-from sparsesync_cli.report.svg import PALETTE_TOP, VIRIDIS
+from sparsesync_cli.report.svg import VIRIDIS
 from sparsesync_cli.report.syncmap import (
     LOW_CONFIDENCE,
     MAX_COLUMNS,
@@ -108,7 +108,7 @@ def test_colours_follow_the_probabilities(thumbnail):
     for g, w in zip(columns, res["windows"], strict=True):
         p = np.array(w["probs"])
         best = int(p.argmax())
-        assert cell_of_class(g, best, 21, root).get("fill") == PALETTE_TOP
+        assert cell_of_class(g, best, 21, root).get("fill") == VIRIDIS[-1]  # the top of the palette
         # A class with under 1/100 of the top probability gets the palette's bottom colour.
         for k in np.flatnonzero(p < p.max() / 100):
             assert cell_of_class(g, int(k), 21, root).get("fill") == VIRIDIS[0]
@@ -197,7 +197,7 @@ def test_malformed_windows_are_a_clear_error_and_logits_alone_suffice():
     root = parse(sync_map_svg(res))
     g = next(g for g in root.iter(f"{NS}g") if g.get("data-window") == "0")
     best = int(np.argmax(result("m.mp4", 0.4, seed=2)["windows"][0]["logits"]))
-    assert cell_of_class(g, best, 21, root).get("fill") == PALETTE_TOP
+    assert cell_of_class(g, best, 21, root).get("fill") == VIRIDIS[-1]  # the top of the palette
 
 
 def test_long_files_are_summarised_to_a_bounded_number_of_columns():

@@ -75,6 +75,7 @@ import numpy as np
 
 from .. import clock
 from ..errors import AvsyncError, MediaError, UsageError
+from ..families import SYNCHFORMER
 from .aggregate import Aggregate, aggregate
 from .windows import SAMPLES_PER_FRAME, SYNCHFORMER_GEOMETRY, Span, Window
 
@@ -169,14 +170,6 @@ def desync_aggregated(agg: Aggregate) -> float:
     return abs(agg.offset_sec)
 
 
-def mean_desync(per_file: Iterable[float]) -> float:
-    """The dataset score: the mean of the per-file scores (av-benchmark's final number)."""
-    scores = np.asarray(list(per_file), dtype=np.float64)
-    if scores.size == 0:
-        raise ValueError("no files to average")
-    return float(scores.mean())
-
-
 # --- Scoring files (``avsync score``) ---
 
 AV_BENCHMARK_SHORT_SIDE = 224  # av-benchmark: Resize(224, bicubic) then CenterCrop(224)
@@ -224,7 +217,7 @@ def score_file(
 
 def check_family(family: str) -> None:
     """UsageError unless ``family`` is Synchformer's (DeSync is defined with it)."""
-    if family != "synchformer":
+    if family != SYNCHFORMER:
         raise UsageError("DeSync is defined with Synchformer: use --model synchformer-audioset (or another)")
 
 

@@ -35,10 +35,10 @@ import numpy as np
 
 from .. import clock
 from ..errors import AvsyncError
+from ..families import get_family
 from .aggregate import Aggregate, describe, window_verdict
 
 SCHEMA = "avsync.result/1"
-FAMILIES = ("sparsesync", "synchformer")
 
 
 def _num(x: float | None, digits: int = 6) -> float | None:
@@ -56,13 +56,12 @@ class ModelInfo:
     """Which model produced a result."""
 
     name: str
-    family: str  # "sparsesync" or "synchformer"
+    family: str  # a name in sparsesync_cli.families
     checkpoint: str | None = None
     calibration: dict[str, Any] | None = None  # the temperature calibration applied, if any
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
+        get_family(self.family)  # ValueError naming the known families
 
     def to_dict(self) -> dict[str, Any]:
         d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}

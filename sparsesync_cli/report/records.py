@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..analysis.results import SCHEMA, SyncResult
+from ..analysis.results import SCHEMA, SyncResult, file_stat
 from ..atomic import atomic_path
 from ..errors import UsageError
 
@@ -139,11 +139,8 @@ def _last_byte(path: Path) -> bytes:
 
 def file_key(path: str | os.PathLike) -> FileKey | None:
     """(resolved path, size, mtime) of a file on disk, or None if it cannot be read."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return os.path.realpath(path), st.st_size, st.st_mtime
+    size, mtime = file_stat(path)
+    return None if size is None or mtime is None else (os.path.realpath(path), size, mtime)
 
 
 def done_keys(jsonl_path: str | os.PathLike, *, model: str | None = None) -> set[FileKey]:

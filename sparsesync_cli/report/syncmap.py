@@ -22,7 +22,7 @@ from typing import Any
 from .. import atomic
 from ..clock import WINDOW_SEC
 from ..errors import AvsyncError, UsageError
-from .svg import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
+from .svg import esc, finite, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
 
 # A window whose confidence (its reported ``confidence``, else its top class probability) is below
 # this gets a marker: the model gives its best guess less than even odds.
@@ -138,10 +138,10 @@ def verdict_words(result: dict) -> str:
     if not result.get("ok"):
         return f"failed: {result.get('error') or 'unknown error'}"
     words = result.get("offset_words") or (
-        f"offset {result['offset_sec']:+.2f} s" if _finite(result.get("offset_sec")) else "no offset"
+        f"offset {result['offset_sec']:+.2f} s" if finite(result.get("offset_sec")) else "no offset"
     )
     conf = result.get("confidence")
-    return f"{words}, confidence {conf:.2f}" if _finite(conf) else words
+    return f"{words}, confidence {conf:.2f}" if finite(conf) else words
 
 
 def window_fit(result: dict) -> tuple[float, float] | None:
@@ -164,10 +164,6 @@ def window_fit(result: dict) -> tuple[float, float] | None:
     return slope, mv - slope * mt
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
-
-
 def _probs(window: dict, grid: list[float], result: dict) -> list[float]:
     """The window's class probabilities (softmax of its logits when probs are missing)."""
     p = window.get("probs")
@@ -180,7 +176,7 @@ def _probs(window: dict, grid: list[float], result: dict) -> list[float]:
         raise UsageError(
             f"a window has {n} class probabilities for a {len(grid)}-class grid", result.get("path")
         )
-    return [float(v) if _finite(v) and v > 0 else 0.0 for v in p]
+    return [float(v) if finite(v) and v > 0 else 0.0 for v in p]
 
 
 def _expected(p: list[float], grid: list[float]) -> float:
@@ -214,7 +210,7 @@ def _columns(result: dict, grid: list[float], max_cols: int) -> list[dict]:
         probs = [_probs(wins[i], grid, result) for i in members]
         mean = [sum(col) / len(probs) for col in zip(*probs, strict=True)]
         confs = [wins[i].get("confidence") for i in members]
-        confs = [c if _finite(c) else max(p) for c, p in zip(confs, probs, strict=True)]
+        confs = [c if finite(c) else max(p) for c, p in zip(confs, probs, strict=True)]
         first, last = members[0], members[-1]
         cols.append(
             {
@@ -253,7 +249,7 @@ def _lines(result, cols, sx, sy, box, ydom, thin: bool) -> list[str]:
     y_lo, y_hi = ydom
     out = []
     drift = result.get("drift_sec_per_min")
-    fit = window_fit(result) if _finite(drift) else None
+    fit = window_fit(result) if finite(drift) else None
     if fit is not None:
         slope, icpt = fit
         t_a, t_b = cols[0]["centre"], cols[-1]["centre"]
@@ -269,7 +265,7 @@ def _lines(result, cols, sx, sy, box, ydom, thin: bool) -> list[str]:
         (ta, va), (tb, vb) = ends
         out += _halo_line("drift-line", data, sx(ta), sy(va), sx(tb), sy(vb), thin, "3,2" if thin else "8,5")
     off = result.get("offset_sec")
-    if _finite(off):
+    if finite(off):
         y = sy(min(max(off, y_lo), y_hi))
         data = f'data-offset-sec="{off:g}"'
         if not thin:
@@ -291,7 +287,7 @@ def _axes(result, name, verdict, grid, t_hi, sx, sy, box, width) -> list[str]:
     px0, px1, py0, py1 = box
     model = (result.get("model") or {}).get("name") or "unknown model"
     extras = []
-    if _finite(result.get("drift_sec_per_min")):
+    if finite(result.get("drift_sec_per_min")):
         extras.append(f"drift {fmt_signed(result['drift_sec_per_min'])} s/min")
     if result.get("at_range_edge"):
         extras.append("at the edge of the model's range: the true offset may be larger")
@@ -375,9 +371,9 @@ def _colour_bar(x: float, y0: float, y1: float, width: int) -> list[str]:
 
 def _legend(result: dict, x: float, y: float) -> list[str]:
     items = []
-    if _finite(result.get("offset_sec")):
+    if finite(result.get("offset_sec")):
         items.append(("", f"offset {fmt_signed(result['offset_sec'])} s"))
-    if _finite(result.get("drift_sec_per_min")):
+    if finite(result.get("drift_sec_per_min")):
         items.append(
             ("8,5", f"drift {fmt_signed(result['drift_sec_per_min'])} s/min (line: fit of window means)")
         )

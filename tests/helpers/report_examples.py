@@ -1,4 +1,7 @@
-"""Constructed ``avsync.result/1`` dicts for the report tests and ``bench/render_report.py``.
+"""Constructed ``avsync.result/1`` dicts for the report tests.
+
+``python tests/helpers/report_examples.py examples.jsonl`` writes the example batch as a JSONL
+report, for ``bench/render_report.py`` (which never imports the tests).
 
 They follow the schema the batch runner writes; the probabilities are made up (a peak around the
 true offset, a little deterministic noise) so every branch of the sync map and the report is drawn.
@@ -6,8 +9,11 @@ true offset, a little deterministic noise) so every branch of the sync map and t
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import sys
+from pathlib import Path
 
 SIGN = "offset_sec > 0: the audio is early (leads the picture); < 0: the audio is late"
 CLOCK = "file time by presentation timestamps"
@@ -132,3 +138,14 @@ def example_batch() -> list[dict]:
         result('/data/odd/<Tom> & "Jerry\'s" <script>.mp4', -0.2, seed=7, n_windows=3),
         failed("/data/clips/broken.mp4", "/data/clips/broken.mp4: no audio stream"),
     ]
+
+
+def write_example_jsonl(path: str | Path) -> Path:
+    """The example batch as a JSONL report (one result per line)."""
+    path = Path(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in example_batch()), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write_example_jsonl(sys.argv[1] if len(sys.argv) > 1 else "examples.jsonl"))
