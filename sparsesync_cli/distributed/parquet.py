@@ -1,8 +1,10 @@
 """``--parquet DIR``: results as Parquet files, one row per file, for data teams.
 
-Columns are the ``avsync.result/1`` fields (:mod:`sparsesync_cli.results`) with ``model`` a
-struct and ``windows`` a list of structs (``start_sec``, ``shift_sec``, ``logits``, ``probs``,
-``offset_sec``, ``confidence``). Rows are written in parts (``part-<run>-<n>.parquet``) as results
+Columns are the ``avsync.result`` fields (:mod:`sparsesync_cli.analysis.results`) with ``model``
+a struct, ``windows`` a list of structs (``start_sec``, ``shift_sec``, ``logits``, ``probs``,
+``offset_sec``, ``confidence``), ``trend`` and ``model.calibration`` as JSON text, and fields a
+later schema adds kept whole in ``extra`` (JSON), so reading a part back gives the record written.
+Rows are written in parts (``part-<run>-<n>.parquet``) as results
 arrive, each to a temporary name and renamed when complete, so an interrupted run keeps every
 part it finished, a reader never sees half a file, and ``pyarrow.dataset``/Spark/DuckDB read the
 folder as one table. A re-run appends new parts; the latest row per path wins.
@@ -10,6 +12,7 @@ folder as one table. A re-run appends new parts; the latest row per path wins.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -20,8 +23,12 @@ from ..errors import UsageError
 ROWS_PER_PART = 256  # small enough that a crash loses little, large enough for columnar reads
 
 
+# Nested fields whose shape may grow with the schema are stored as JSON text (read back as objects).
+JSON_FIELDS = ("trend",)
+
+
 def result_schema() -> Any:
-    """The Arrow schema of one ``avsync.result/1`` row."""
+    """The Arrow schema of one result row."""
     import pyarrow as pa
 
     f64 = pa.float64()
@@ -35,7 +42,14 @@ def result_schema() -> Any:
             ("confidence", f64),
         ]
     )
-    model = pa.struct([("name", pa.string()), ("family", pa.string()), ("checkpoint", pa.string())])
+    model = pa.struct(
+        [
+            ("name", pa.string()),
+            ("family", pa.string()),
+            ("checkpoint", pa.string()),
+            ("calibration", pa.string()),
+        ]
+    )
     return pa.schema(
         [
             ("schema", pa.string()),
@@ -53,6 +67,8 @@ def result_schema() -> Any:
             ("grid", pa.list_(f64)),
             ("range_sec", pa.list_(f64)),
             ("resolution_sec", f64),
+            ("posterior", pa.list_(f64)),
+            ("trend", pa.string()),  # JSON
             ("windows", pa.list_(window)),
             ("duration_sec", f64),
             ("file_size", pa.int64()),
@@ -60,8 +76,39 @@ def result_schema() -> Any:
             ("elapsed_sec", f64),
             ("sign", pa.string()),
             ("clock", pa.string()),
+            ("extra", pa.string()),  # JSON: fields a later schema adds, kept whole
         ]
     )
+
+
+def to_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A result dict as a row of :func:`result_schema` (nothing is dropped)."""
+    names = set(result_schema().names)
+    row = {k: v for k, v in record.items() if k in names}
+    model = dict(record.get("model") or {})
+    calibration = model.pop("calibration", None)
+    row["model"] = {**model, "calibration": None if calibration is None else json.dumps(calibration)}
+    for k in JSON_FIELDS:
+        row[k] = None if record.get(k) is None else json.dumps(record[k])
+    extra = {k: v for k, v in record.items() if k not in names}
+    row["extra"] = json.dumps(extra) if extra else None
+    return row
+
+
+def from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The result dict a row was made from (:func:`to_row` reversed)."""
+    d = dict(row)
+    model = dict(d.get("model") or {})
+    calibration = model.pop("calibration", None)
+    if calibration is not None:
+        model["calibration"] = json.loads(calibration)
+    d["model"] = model
+    for k in JSON_FIELDS:
+        d[k] = None if d.get(k) is None else json.loads(d[k])
+    extra = d.pop("extra", None)
+    if extra:
+        d.update(json.loads(extra))
+    return d
 
 
 def _need_pyarrow() -> None:
@@ -98,7 +145,7 @@ class ParquetResults:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(self._rows, schema=result_schema())
+        table = pa.Table.from_pylist([to_row(r) for r in self._rows], schema=result_schema())
         from ..atomic import atomic_path
 
         target = self.folder / f"part-{self._run}-{self._n:05d}.parquet"
@@ -132,7 +179,7 @@ def read_parquet_results(folder: str | os.PathLike) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for part in parts:
         try:
-            rows += pq.read_table(part, schema=result_schema()).to_pylist()
+            rows += [from_row(r) for r in pq.read_table(part, schema=result_schema()).to_pylist()]
         except (OSError, ValueError) as e:
             raise UsageError(f"not an avsync results part ({' '.join(str(e).split())})", part) from e
     return rows
