@@ -18,6 +18,7 @@ MAY_IMPORT = {
     "features": {"clock", "errors"},
     "families": {"analysis", "errors", "checkpoints", "models", "features"},
     "atomic": set(),
+    "writable": {"errors"},
     "clock": set(),
     "errors": set(),
 }

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import AvsyncError
+from ..errors import AvsyncError, UnexpectedError
 from ..media.remote import is_uri, stat_uri
 
 if TYPE_CHECKING:
@@ -175,11 +175,8 @@ def _empty_piece(source: str, t0: float) -> Piece:
 
 
 def _one_line(e: BaseException) -> str:
-    cause = (
-        e.cause
-        if isinstance(e, AvsyncError)
-        else (f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-    )
+    """The cause a local batch records for this exception (UnexpectedError's words for a surprise)."""
+    cause = (e if isinstance(e, AvsyncError) else UnexpectedError(e)).cause
     return " ".join(str(cause).split()) or "unknown error"
 
 
