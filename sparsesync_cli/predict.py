@@ -145,6 +145,7 @@ def run_windows(
 
     Decoding runs one or two batches ahead of the model in a background thread.
     """
+    from .heap import heap_reuse
     from .results import WindowResult
     from .windows import window_starts_sec
 
@@ -152,21 +153,24 @@ def run_windows(
     out: list[WindowResult] = []
     if on_window:
         on_window(0, len(windows))
-    batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
-    for chunk, frames, audio in batches:
-        logits = model.logits(frames, audio)
-        for w, lg in zip(chunk, logits.tolist(), strict=True):
-            t = starts[len(out)]
-            try:
-                out.append(WindowResult.from_logits(t, w.shift_sec, lg, model.grid))
-            except ValueError:  # non-finite logits: fp16 overflow or a broken checkpoint
-                raise AvsyncError(
-                    f"the model gave non-finite scores for the window at {t:.2f} s "
-                    "(with --precision fp16/bf16, try fp32)",
-                    path,
-                ) from None
-        if on_window:
-            on_window(len(out), len(windows))
+    # Every window allocates the same large buffers again; reusing freed memory instead of
+    # mapping fresh pages removes most of the system time on CPU (see heap.py).
+    with heap_reuse():
+        batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
+        for chunk, frames, audio in batches:
+            logits = model.logits(frames, audio)
+            for w, lg in zip(chunk, logits.tolist(), strict=True):
+                t = starts[len(out)]
+                try:
+                    out.append(WindowResult.from_logits(t, w.shift_sec, lg, model.grid))
+                except ValueError:  # non-finite logits: fp16 overflow or a broken checkpoint
+                    raise AvsyncError(
+                        f"the model gave non-finite scores for the window at {t:.2f} s "
+                        "(with --precision fp16/bf16, try fp32)",
+                        path,
+                    ) from None
+            if on_window:
+                on_window(len(out), len(windows))
     return out
 
 
