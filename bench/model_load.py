@@ -5,7 +5,7 @@ Usage: python bench/model_load.py [--repeat 3]
 Builds the full SparseSync (21 classes, random weights), saves it the way the authors do (a dict
 with model, args, and an Adam state twice the model's size, so the file is ~650 MB like
 22-07-28T15-49-45.pt), then times a whole load up to a built model: through `load_checkpoint`
-(the first load of a downloaded model) and through `model_cache.read_cached` (every later
+(the first load of a downloaded model) and through `checkpoints.cache.read_cached` (every later
 load), and prints one JSON object. Needs ~1.5 GB of temporary disk.
 """
 
@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from sparsesync_cli.checkpoint import load_checkpoint
-from sparsesync_cli.config import load_config
-from sparsesync_cli.model_cache import read_cached, write_cached
+from sparsesync_cli.checkpoints.cache import read_cached, write_cached
+from sparsesync_cli.checkpoints.config import load_config
+from sparsesync_cli.checkpoints.loading import load_checkpoint
+from sparsesync_cli.checkpoints.registry import ModelEntry, Source
 from sparsesync_cli.models.sparsesync import SparseSync, build_sparsesync
-from sparsesync_cli.registry import ModelEntry, Source
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

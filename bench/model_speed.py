@@ -52,7 +52,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
 
-from sparsesync_cli.config import load_config
+from sparsesync_cli.checkpoints.config import load_config
 from sparsesync_cli.models.fast import optimize_for_inference
 from sparsesync_cli.models.sparsesync import SparseSync, official_arch
 

@@ -40,8 +40,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from sparsesync_cli.html_report import write_html_report  # noqa: E402
-from sparsesync_cli.reports import read_jsonl  # noqa: E402
+from sparsesync_cli.report.html import write_html_report  # noqa: E402
+from sparsesync_cli.report.records import read_jsonl  # noqa: E402
 
 WINDOW = (1400, 1000)  # px, the browser window for the screenshot and the layout check
 TIMEOUT_SEC = 90  # one Chromium run; a cold start in a container can take several seconds
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         results = read_jsonl(args.jsonl)
     else:
         sys.path.insert(0, str(REPO / "tests"))
-        from report_examples import example_batch
+        from helpers.report_examples import example_batch
 
         results = example_batch()
     out = args.out or Path(tempfile.mkdtemp(prefix="avsync-report-"))

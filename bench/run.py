@@ -124,9 +124,9 @@ def child(args: argparse.Namespace) -> dict:
 
     from model_speed import full_sparsesync
 
-    from sparsesync_cli.predict import PredictOptions, predict_file
+    from sparsesync_cli.analysis.predict import PredictOptions, predict_file
+    from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
     from sparsesync_cli.sync_model import ModelSetup, SyncModel, resolve_precision
-    from sparsesync_cli.windows import SPARSESYNC_GEOMETRY
 
     variant = args.child.removeprefix("predict_")
     net = full_sparsesync()

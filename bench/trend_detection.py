@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from sparsesync_cli.aggregate import aggregate
+from sparsesync_cli.analysis.aggregate import aggregate
 
 GRID = np.linspace(-2, 2, 21)
 

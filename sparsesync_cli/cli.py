@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from . import __version__
 from .clock import SIGN
@@ -22,7 +23,7 @@ from .errors import AvsyncError, UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from .results import SyncResult
+    from .analysis.results import SyncResult
     from .sync_model import SyncModel
 
 SIGN_HELP = "Sign: a positive offset means the audio is EARLY (heard before it is seen); negative: late."
@@ -108,6 +109,25 @@ AudioStreamOpt = Annotated[
         "--audio-stream", min=0, help="Which audio stream to use: 0 = the first audio stream (default)."
     ),
 ]
+
+
+CalibrationOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        help="A temperature calibration from `avsync evaluate --fit-calibration` "
+        "(default: $AVSYNC_CALIBRATION).",
+    ),
+]
+
+
+def _calibrate(sync_model: SyncModel, calibration: Path | None) -> None:
+    """Apply --calibration / AVSYNC_CALIBRATION; one line if it belongs to another model."""
+    from .evaluation.calibration import apply_calibration, calibration_path, load_calibration
+
+    path = calibration_path(calibration)
+    if path is not None:
+        apply_calibration(sync_model, load_calibration(path))
 
 
 def _load_model(model, checkpoint, config, device, precision, threads, optimize=True) -> SyncModel:
@@ -223,6 +243,7 @@ def predict(
     no_optimize: Annotated[
         bool, typer.Option("--no-optimize", help="Run the plain modules (slower; for comparisons).")
     ] = False,
+    calibration: CalibrationOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -234,7 +255,7 @@ def predict(
     Times are file times (presentation timestamps). Exit code 0 when every file was checked,
     1 when any failed, 2 for bad usage.
     """
-    from .predict import VIDEO_EXTENSIONS, collect_media_files
+    from .analysis.predict import VIDEO_EXTENSIONS, collect_media_files
 
     try:
         exts = [e.strip() for e in ext.split(",") if e.strip()] if ext else VIDEO_EXTENSIONS
@@ -244,6 +265,7 @@ def predict(
         # validated before the (slow) model load; the batch size depends on the model's device
         options = _options(start, duration, shift, stride, batch_size or 1, audio_stream)
         sync_model = _load_model(model, checkpoint, config, device, precision, threads, not no_optimize)
+        _calibrate(sync_model, calibration)
         options = replace(options, batch_size=batch_size or _default_batch(sync_model))
     except AvsyncError as e:
         raise _fail(e) from None
@@ -266,7 +288,7 @@ def _default_batch(sync_model: SyncModel) -> int:
 
 
 def _options(start, duration, shift, stride, batch_size, audio_stream):
-    from .predict import PredictOptions
+    from .analysis.predict import PredictOptions
 
     return PredictOptions(
         start_sec=start,
@@ -282,9 +304,9 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
     """Check every file, writing reports as results arrive; returns every result as a dict."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from .predict import iter_predictions
-    from .reports import CsvReport, JsonlReport, done_keys, file_key, read_jsonl
-    from .results import SyncResult
+    from .analysis.predict import iter_predictions
+    from .analysis.results import SyncResult
+    from .report.records import CsvReport, JsonlReport, done_keys, file_key, read_jsonl
 
     out, err = _out_console(), _err_console()
     skipped: list[dict] = []
@@ -378,7 +400,7 @@ def _detail(d: dict) -> str:
     """The extra lines for a single file: top-3 offsets of the combined verdict, range, sign."""
     import numpy as np
 
-    from .aggregate import aggregate
+    from .analysis.aggregate import aggregate
 
     grid = d["grid"]
     post = np.array(
@@ -436,7 +458,7 @@ def _batch_table(results: list[dict]):
 def _write_html(results: list[dict], path: Path, sync_model, options) -> None:
     from dataclasses import asdict
 
-    from .html_report import write_html_report
+    from .report.html import write_html_report
 
     settings = {"model": sync_model.info.name, "device": sync_model.info.device, **asdict(options)}
     write_html_report(results, path, settings=settings)
@@ -456,9 +478,9 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Turn a JSONL report into one self-contained HTML page with a sync map per file."""
-    from .html_report import write_html_report
-    from .reports import latest_results, read_jsonl
-    from .syncmap import has_sync_map, write_sync_map
+    from .report.html import write_html_report
+    from .report.records import latest_results, read_jsonl
+    from .report.syncmap import has_sync_map, write_sync_map
 
     try:
         results = latest_results(read_jsonl(jsonl))
@@ -508,6 +530,7 @@ def fix(
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
     config: ConfigOpt = None,
+    calibration: CalibrationOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -520,13 +543,14 @@ def fix(
     --min-confidence, drift along the file, windows that disagree, or an offset at the edge
     of the model's range. Times are file times (presentation timestamps).
     """
-    from .fixing import decide_fix, plan_fix
+    from .analysis.fix_decision import decide_fix, plan_fix
 
     out = _out_console()
     try:
         measured = None
         if offset is None:
             sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+            _calibrate(sync_model, calibration)
             measured = _measure_one(src, sync_model, audio_stream)
             decision = decide_fix(measured, min_confidence=min_confidence)
         else:
@@ -545,7 +569,7 @@ def fix(
 
 
 def _measure_one(src: Path, sync_model, audio_stream):
-    from .predict import PredictOptions, predict_file
+    from .analysis.predict import PredictOptions, predict_file
 
     err = _err_console()
     err.print(f"avsync: measuring the offset of {src} ...", markup=False)
@@ -616,6 +640,7 @@ def score(
         int | None,
         typer.Option("--batch-size", min=1, help="Windows per model call (default: 1 on CPU, 8 on CUDA)."),
     ] = None,
+    calibration: CalibrationOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -626,8 +651,8 @@ def score(
     clip, 21-class argmax, mean |offset|, averaged over files. desync_windows and
     desync_aggregated look at the whole file. Cite which one you report.
     """
-    from .predict import collect_media_files
-    from .scoring import score_files, summarize
+    from .analysis.desync import score_files, summarize
+    from .analysis.predict import collect_media_files
 
     out = _out_console()
     try:
@@ -637,6 +662,7 @@ def score(
         if model is None and checkpoint is None:
             model = DESYNC_MODEL
         sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        _calibrate(sync_model, calibration)
         batch_size = batch_size or _default_batch(sync_model)
         results = []
         for r in score_files(
@@ -662,6 +688,8 @@ def score(
     except AvsyncError as e:
         raise _fail(e) from None
     summary = summarize(results)
+    if sync_model.info.calibration is not None:
+        summary["calibration"] = sync_model.info.calibration  # which temperature the windows had
     if as_json:
         out.out(json.dumps({"summary": summary}), highlight=False)
     else:
@@ -688,8 +716,8 @@ def models(
     """List the models avsync knows, whether they are cached, and their terms."""
     from rich.table import Table
 
-    from .download import model_status
-    from .registry import default_model_name, load_registry
+    from .checkpoints.download import model_status
+    from .checkpoints.registry import default_model_name, load_registry
 
     try:
         reg = load_registry()
@@ -756,8 +784,8 @@ def download(
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash files already in the cache.")] = False,
 ) -> None:
     """Download and verify checkpoints into the cache, for offline use later."""
-    from .download import ensure_files
-    from .registry import default_model_name, get_entry, load_registry
+    from .checkpoints.download import ensure_files
+    from .checkpoints.registry import default_model_name, get_entry, load_registry
 
     out = _out_console()
     try:
@@ -769,6 +797,218 @@ def download(
                 out.print(f"{entry.name}: {files.checkpoint}", markup=False, soft_wrap=True)
     except AvsyncError as e:
         raise _fail(e) from None
+
+
+# ---------------------------------------------------------------- evaluate
+class _DefaultRunGroup(TyperGroup):
+    """`avsync evaluate PROTOCOL ...` runs `evaluate run`; `avsync evaluate make-protocol` is a command."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+evaluate_app = typer.Typer(
+    cls=_DefaultRunGroup,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Measure a model's accuracy and calibration on a protocol of test items "
+    "(`avsync evaluate PROTOCOL --root DIR`), or draw a protocol from your own in-sync clips "
+    "(`avsync evaluate make-protocol`).",
+)
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("run")
+def evaluate_run(
+    protocol: Annotated[
+        str,
+        typer.Argument(
+            metavar="PROTOCOL",
+            help="A protocol CSV (path,offset_sec,vstart_sec) or a named protocol: lrs3, lrs3-3cls, "
+            "vggsound-sparse, vggsound-sparse-3cls, vggsound (fetched on first use).",
+            show_default=False,
+        ),
+    ],
+    root: Annotated[Path, typer.Option("--root", help="The folder the protocol's paths are under.")] = Path(
+        "."
+    ),
+    model: ModelOpt = None,
+    checkpoint: CheckpointOpt = None,
+    config: ConfigOpt = None,
+    jsonl: Annotated[
+        Path | None,
+        typer.Option("--jsonl", help="Append one record per item here; items already in it are skipped."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object.")] = False,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a self-contained HTML report.")
+    ] = None,
+    fit_calibration: Annotated[
+        Path | None,
+        typer.Option("--fit-calibration", help="Fit a temperature on the items and write it to this JSON."),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option("--calibration", help="Judge the confidences with this calibration applied."),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", min=1, help="Items per model call (default: 1 on CPU, 8 on CUDA)."),
+    ] = None,
+    audio_stream: AudioStreamOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    device: DeviceOpt = "auto",
+    precision: PrecisionOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Evaluate a model on PROTOCOL: Acc@1, Acc@1 within +-1 class, confusion, reliability, ECE, Brier.
+
+    Each item is one 5 s window, exactly `avsync predict PATH --start vstart_sec --shift
+    offset_sec --duration 5`. Missing or unreadable clips are counted and listed; exit code 1
+    when any failed.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from .evaluation import calibration as cal_mod
+    from .evaluation.metrics import compute_metrics
+    from .evaluation.named import NAMED_PROTOCOLS, fetch_named_protocol, is_named
+    from .evaluation.protocol import read_protocol
+    from .evaluation.run import run_protocol
+
+    err = _err_console()
+    try:
+        named = NAMED_PROTOCOLS[protocol] if is_named(protocol) else None
+        with _DownloadBar() as bar:
+            csv_path = fetch_named_protocol(named, progress=bar.update) if named else Path(protocol)
+        items = read_protocol(csv_path)
+        cal = cal_mod.load_calibration(calibration) if calibration is not None else None
+        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        if cal is not None:
+            cal_mod.check_model(cal, sync_model.info)
+        progress = Progress(
+            TextColumn("items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err, transient=True, disable=quiet or not err.is_terminal,
+        )  # fmt: skip
+        task = progress.add_task("items", total=len(items))
+        batch = batch_size or _default_batch(sync_model)
+
+        def on_item(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        with progress:
+            records, resumed = run_protocol(
+                items,
+                sync_model,
+                root,
+                jsonl=jsonl,
+                batch_size=batch,
+                audio_stream=audio_stream,
+                on_item=on_item,
+            )
+        if resumed:
+            err.print(f"avsync: {resumed} item(s) taken from {jsonl}", markup=False)
+        metrics = compute_metrics(records, sync_model.grid, temperature=cal.temperature if cal else 1.0)
+        # the published value of this model if there is one, else every one published for the protocol
+        published = named.published if named else {}
+        mine = {k: v for k, v in published.items() if k == sync_model.info.name}
+        metrics = {
+            **metrics,
+            "protocol": protocol,
+            "model": sync_model.info.result_model().to_dict(),
+            "calibration": cal.summary() if cal else None,
+            "published_acc1": mine or published,
+        }
+        if fit_calibration is not None:
+            fitted = cal_mod.fit_calibration(records, sync_model.info)
+            cal_mod.save_calibration(fitted, fit_calibration)
+            metrics["fitted_calibration"] = {"file": str(fit_calibration), **fitted.to_dict()}
+        if report is not None:
+            from .evaluation.report import write_evaluation_html
+
+            settings = {"model": sync_model.info.name, "root": str(root)}
+            write_evaluation_html(
+                report, metrics, records, title=f"avsync evaluation: {protocol}",
+                published=metrics["published_acc1"], settings=settings,
+            )  # fmt: skip
+            err.print(f"avsync: wrote {report}", markup=False)
+    except AvsyncError as e:
+        raise _fail(e) from None
+    _print_evaluation(metrics, as_json)
+    if metrics["n_failed"]:
+        raise typer.Exit(1)
+
+
+def _print_evaluation(m: dict, as_json: bool) -> None:
+    out = _out_console()
+    if as_json:
+        out.out(json.dumps(m), highlight=False)
+        return
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.2f} %"
+
+    lines = [
+        f"{m['protocol']}: {m['n']} item(s) evaluated, {m['n_failed']} failed, model {m['model']['name']}",
+        f"  Acc@1 {pct(m['acc1'])}, within +-1 class {pct(m['acc1_pm1'])}, "
+        f"mean |offset error| {m['mean_abs_offset_error_sec'] if m['n'] else 'n/a'} s",
+        f"  ECE {m['ece']}, Brier {m['brier']} (temperature {m['temperature']})",
+    ]
+    lines += [f"  published Acc@1 of {k}: {v} %" for k, v in m["published_acc1"].items()]
+    if m.get("fitted_calibration"):
+        f = m["fitted_calibration"]
+        h = f["heldout"]
+        lines.append(
+            f"  calibration: temperature {f['temperature']:.4f}, held-out ECE {h['ece_before']:.4f} -> "
+            f"{h['ece_after']:.4f} ({f['n_heldout']} items); wrote {f['file']}"
+        )
+    lines += [f"  FAILED {x['path']} @ {x['vstart_sec']} s: {x['error']}" for x in m["failed"]]
+    out.print("\n".join(lines), markup=False, soft_wrap=True)
+
+
+@evaluate_app.command("make-protocol")
+def evaluate_make_protocol(
+    clips: Annotated[
+        list[Path], typer.Argument(help="Clips you know are in sync (files or folders).", show_default=False)
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The protocol CSV to write.")],
+    offsets: Annotated[
+        str, typer.Option("--offsets", help="Offsets to draw from: first:last:step, or a list like -1,0,1.")
+    ] = "-2:2:0.2",
+    per_clip: Annotated[int, typer.Option("--per-clip", min=1, help="Items drawn per clip.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="The same seed gives the same protocol.")] = 0,
+    root: Annotated[
+        Path | None, typer.Option("--root", help="Write paths relative to this folder (evaluate --root).")
+    ] = None,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders too.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+) -> None:
+    """Draw a reproducible protocol of (clip, start, offset) items from clips that are in sync.
+
+    Items whose window (audio included) would leave the file are never drawn; clips too short
+    for any offset are skipped and listed.
+    """
+    from .analysis.predict import collect_media_files
+    from .evaluation.protocol import make_protocol, parse_offsets, write_protocol
+
+    err = _err_console()
+    try:
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists (use --force to overwrite it)")
+        files = collect_media_files(clips, recursive=recursive)
+        drawn = make_protocol(files, parse_offsets(offsets), per_clip=per_clip, seed=seed, root=root)
+        for name, why in drawn.skipped:
+            err.print(f"avsync: skipped {name}: {why}", markup=False, soft_wrap=True)
+        if not drawn.items:
+            raise UsageError("no clip is long enough for a 5 s window at these offsets; nothing written")
+        write_protocol(drawn.items, output)
+    except AvsyncError as e:
+        raise _fail(e) from None
+    err.print(
+        f"avsync: wrote {output} ({len(drawn.items)} item(s) from {len(files) - len(drawn.skipped)} clip(s))",
+        markup=False,
+    )
 
 
 def main() -> None:

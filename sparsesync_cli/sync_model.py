@@ -3,7 +3,8 @@
 ``load_model()`` turns a registry name or a checkpoint file into a :class:`SyncModel` that takes
 decoded windows (uint8 frames at the 256 px short side, 16 kHz mono float samples) and returns
 class logits. The family (SparseSync or Synchformer) is recognised from the config, or from the
-state dict's keys when there is no config (the bare Hugging Face Synchformer file).
+state dict's keys when there is no config (the bare Hugging Face Synchformer file); what differs
+between the families lives in :mod:`sparsesync_cli.families`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,19 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .errors import CheckpointError, UsageError
-from .windows import SPARSESYNC_GEOMETRY, SYNCHFORMER_GEOMETRY, WindowGeometry
+from .analysis.windows import WindowGeometry
+from .errors import UsageError
+from .families import family_of, get_family
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .checkpoint import Checkpoint
-    from .results import ModelInfo as ResultModel
+    from .analysis.results import ModelInfo as ResultModel
+    from .checkpoints.loading import Checkpoint
 
-SPARSESYNC = "sparsesync"
-SYNCHFORMER = "synchformer"
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
@@ -39,6 +39,7 @@ class ModelSetup:
     geometry: WindowGeometry
     device: str
     precision: str
+    calibration: dict | None = None  # {"file", "temperature", "model"} once a calibration is applied
 
     @property
     def range_sec(self) -> tuple[float, float]:
@@ -50,31 +51,9 @@ class ModelSetup:
 
     def result_model(self) -> ResultModel:
         """The ``model`` part of a result (name, family, checkpoint)."""
-        from .results import ModelInfo
+        from .analysis.results import ModelInfo
 
-        return ModelInfo(self.name, self.family, self.checkpoint)
-
-
-def family_of(checkpoint: Checkpoint) -> str:
-    """``"sparsesync"`` or ``"synchformer"``, from the config's model target or the weights' keys."""
-    from .config import get
-
-    target = str(get(checkpoint.config, "model.target", "")) if checkpoint.config else ""
-    if target.endswith("Synchformer"):
-        return SYNCHFORMER
-    if target.endswith("AVSyncModel"):
-        return SPARSESYNC
-    from .models.synchformer import is_synchformer_state_dict
-
-    keys = checkpoint.state_dict.keys()
-    if is_synchformer_state_dict(keys):
-        return SYNCHFORMER
-    if any(k.startswith("transformer.v_selector.") for k in keys):
-        return SPARSESYNC
-    raise CheckpointError(
-        "neither a SparseSync nor a Synchformer checkpoint (unknown config target and weight names)",
-        checkpoint.path,
-    )
+        return ModelInfo(self.name, self.family, self.checkpoint, self.calibration)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -112,11 +91,7 @@ class SyncModel:
     def __init__(self, net: torch.nn.Module, info: ModelSetup) -> None:
         self.net = net
         self.info = info
-        if info.family == SPARSESYNC:
-            from .features import sparsesync as features
-        else:
-            from .features import synchformer as features
-        self._features = features
+        self._features = get_family(info.family).features()
 
     @property
     def grid(self) -> tuple[float, ...]:
@@ -151,26 +126,11 @@ class SyncModel:
         return out.float().cpu()
 
 
-def _floats(grid: Any) -> tuple[float, ...]:
-    return tuple(float(x) for x in grid)
-
-
 def build_net(checkpoint: Checkpoint) -> tuple[torch.nn.Module, str, tuple[float, ...]]:
     """The torch module for a checkpoint, its family and its class grid."""
     family = family_of(checkpoint)
-    if family == SPARSESYNC:
-        from .models.sparsesync import build_sparsesync, offset_grid
-
-        if checkpoint.config is None:
-            raise CheckpointError(
-                "a SparseSync checkpoint needs its config (no 'args' in it): pass --config cfg-<id>.yaml",
-                checkpoint.path,
-            )
-        return build_sparsesync(checkpoint), family, _floats(offset_grid(checkpoint.config))
-    from .models.synchformer import Synchformer, offset_grid
-
-    net = Synchformer.from_state_dict(checkpoint.state_dict, checkpoint.config, path=checkpoint.path)
-    return net, family, _floats(offset_grid(checkpoint.config, net.arch.num_classes))
+    net, grid = family.build(checkpoint)
+    return net, family.name, grid
 
 
 def load_model(
@@ -194,7 +154,7 @@ def load_model(
     """
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .checkpoints.loading import load_checkpoint
 
     if name is not None and checkpoint is not None:
         raise UsageError("give a model name or a checkpoint file, not both")
@@ -204,7 +164,7 @@ def load_model(
         ckpt = load_checkpoint(checkpoint, config)
         label, source = os.path.basename(os.fspath(checkpoint)), os.fspath(checkpoint)
     else:
-        from .model_cache import load_registered_checkpoint
+        from .checkpoints.cache import load_registered_checkpoint
 
         ckpt, entry = load_registered_checkpoint(name, progress=progress)
         label, source = entry.name, entry.checkpoint.location
@@ -214,5 +174,5 @@ def load_model(
         from .models.fast import optimize_for_inference
 
         net = optimize_for_inference(net, dev)
-    geometry = SPARSESYNC_GEOMETRY if family == SPARSESYNC else SYNCHFORMER_GEOMETRY
+    geometry = get_family(family).geometry
     return SyncModel(net, ModelSetup(label, family, source, grid, geometry, dev, prec))

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from sparsesync_cli.aggregate import MAX_EVIDENCE_WINDOWS, aggregate, describe
-from sparsesync_cli.trend import fit_trend
+from sparsesync_cli.analysis.aggregate import MAX_EVIDENCE_WINDOWS, aggregate, describe
+from sparsesync_cli.analysis.trend import fit_trend
 
 GRID = np.linspace(-2.0, 2.0, 21)
 GRID3 = np.array([-1.0, 0.0, 1.0])

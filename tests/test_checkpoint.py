@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesync_cli.checkpoint import Checkpoint, _SafeUnpickler, load_checkpoint
-from sparsesync_cli.config import load_config
+from sparsesync_cli.checkpoints.config import load_config
+from sparsesync_cli.checkpoints.loading import Checkpoint, _SafeUnpickler, load_checkpoint
 from sparsesync_cli.errors import CheckpointError
 
 TINY = "fixtures/sparsesync/tiny_sparsesync.pt"

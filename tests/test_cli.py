@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from fake_model import FakeModel
-from media_synth import Clip, cached_clip, measure
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip, measure
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model

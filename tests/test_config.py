@@ -1,6 +1,6 @@
 import pytest
 
-from sparsesync_cli.config import get, load_config, resolve
+from sparsesync_cli.checkpoints.config import get, load_config, resolve
 from sparsesync_cli.errors import ConfigError
 
 

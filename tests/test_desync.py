@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsesync_cli.aggregate import aggregate
-from sparsesync_cli.desync import (
+from sparsesync_cli.analysis.aggregate import aggregate
+from sparsesync_cli.analysis.desync import (
     av_benchmark_windows,
     desync_aggregated,
     desync_av_benchmark,
     desync_windows,
     mean_desync,
 )
+from sparsesync_cli.analysis.windows import SYNCHFORMER_GEOMETRY as G
+from sparsesync_cli.analysis.windows import Window, plan_windows
 from sparsesync_cli.errors import MediaError
-from sparsesync_cli.windows import SYNCHFORMER_GEOMETRY as G
-from sparsesync_cli.windows import Window, plan_windows
 
 GRID = np.linspace(-2, 2, 21)
 

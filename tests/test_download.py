@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-from http_server import FileServer
-from hub_cache import make_hub_cache
+from helpers.http_server import FileServer
+from helpers.hub_cache import make_hub_cache
 
-from sparsesync_cli.download import (
+from sparsesync_cli.checkpoints.download import (
     DownloadOptions,
     cache_dir,
     ensure_files,
@@ -26,8 +26,8 @@ from sparsesync_cli.download import (
     model_cache_dir,
     model_status,
 )
+from sparsesync_cli.checkpoints.registry import get_entry
 from sparsesync_cli.errors import DownloadError
-from sparsesync_cli.registry import get_entry
 
 REPO = Path(__file__).resolve().parents[1]
 CKPT_PATH = "/sync/sync_models/tiny-0/tiny_sparsesync.pt"
@@ -386,8 +386,8 @@ def _mkdir_fails(path: Path) -> bool:
 
 CONCURRENT = """
 import sys
-from sparsesync_cli.download import DownloadOptions, ensure_files
-from sparsesync_cli.registry import get_entry
+from sparsesync_cli.checkpoints.download import DownloadOptions, ensure_files
+from sparsesync_cli.checkpoints.registry import get_entry
 files = ensure_files(get_entry("tiny"), options=DownloadOptions(timeout_s=10, backoff_s=0.01))
 print(files.checkpoint)
 """

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsesync_cli.checkpoint import load_checkpoint
+from sparsesync_cli.checkpoints.loading import load_checkpoint
 from sparsesync_cli.features.sparsesync import audio_input, video_input
 from sparsesync_cli.models import fast
 from sparsesync_cli.models.fast import fold_batchnorm, optimize_for_inference

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsesync_cli.fixing import decide_fix, plan_fix
+from sparsesync_cli.analysis.fix_decision import decide_fix, plan_fix
+from sparsesync_cli.analysis.predict import PredictOptions, predict_file
+from sparsesync_cli.analysis.results import ModelInfo, SyncResult
 from sparsesync_cli.media.remux import fix_offset
-from sparsesync_cli.predict import PredictOptions, predict_file
-from sparsesync_cli.results import ModelInfo, SyncResult
 from sparsesync_cli.sync_model import load_model
 
 MODEL = ModelInfo("m", "sparsesync")

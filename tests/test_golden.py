@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from sparsesync_cli.predict import PredictOptions, predict_file
+from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.sync_model import load_model
 
 TOLERANCE = 1e-2  # fixtures README: max |logit - golden| <= 1e-2 and the same argmax

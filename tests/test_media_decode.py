@@ -1,6 +1,6 @@
 """The decoder puts every picture and every sample where the file's clock says.
 
-Synthetic clips (tests/media_synth.py) carry a white flash frame and a click at known times in
+Synthetic clips (tests/helpers/media_synth.py) carry a white flash frame and a click at known times in
 each container and codec; the decoded 25 fps / 16 kHz streams must show them within half a frame
 and 1 ms. The real clips in ../shared/media must reproduce the paper's pipeline exactly.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, make_still_tail, measure
+from helpers.media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, make_still_tail, measure
 
 from sparsesync_cli.errors import MediaError
 from sparsesync_cli.features.common import center_crop

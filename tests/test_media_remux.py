@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 import pytest
-from media_synth import Clip, cached_clip, measure
+from helpers.media_synth import Clip, cached_clip, measure
 
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media import ffmpeg as ffmpeg_mod
@@ -131,6 +131,23 @@ def test_a_container_change_follows_the_extension(media_root: Path, tmp_path: Pa
 
 
 # -- refusals and failures --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_a_fixed_file_gets_the_mode_of_a_file_the_user_creates(
+    media_root: Path, tmp_path: Path, umask: int
+) -> None:
+    # A post-production pipeline reads the corrected file as another user or service: it must not
+    # keep a temporary file's private 0600.
+    src = cached_clip(media_root, Clip()).path
+    old = os.umask(umask)
+    try:
+        fix_offset(src, tmp_path / "fixed.mp4", 0.2)
+        (tmp_path / "by-hand.txt").write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "fixed.mp4").stat().st_mode & 0o777
+    assert mode == (tmp_path / "by-hand.txt").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_an_existing_output_is_kept_unless_forced(media_root: Path, tmp_path: Path) -> None:

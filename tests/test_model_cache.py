@@ -7,16 +7,16 @@ import json
 
 import pytest
 import torch
-from http_server import FileServer
-from hub_cache import make_hub_cache
-from media_synth import Clip, make_clip
+from helpers.http_server import FileServer
+from helpers.hub_cache import make_hub_cache
+from helpers.media_synth import Clip, make_clip
 from typer.testing import CliRunner
 
-from sparsesync_cli import checkpoint as checkpoint_mod
+from sparsesync_cli.checkpoints import loading as checkpoint_mod
+from sparsesync_cli.checkpoints.cache import META_FILE, WEIGHTS_FILE
+from sparsesync_cli.checkpoints.download import model_cache_dir
+from sparsesync_cli.checkpoints.registry import get_entry
 from sparsesync_cli.cli import app
-from sparsesync_cli.download import model_cache_dir
-from sparsesync_cli.model_cache import META_FILE, WEIGHTS_FILE
-from sparsesync_cli.registry import get_entry
 from sparsesync_cli.sync_model import load_model
 
 CKPT_PATH = "/sync/sync_models/tiny-0/tiny_sparsesync.pt"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from fake_model import FakeModel
-from media_synth import Clip, cached_clip
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
 
+from sparsesync_cli.analysis.predict import (
+    PredictOptions,
+    collect_media_files,
+    iter_predictions,
+    predict_file,
+)
 from sparsesync_cli.errors import MediaError
-from sparsesync_cli.predict import PredictOptions, collect_media_files, iter_predictions, predict_file
 
 
 @pytest.fixture(scope="module")

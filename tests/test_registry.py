@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from sparsesync_cli.errors import ConfigError, UsageError
-from sparsesync_cli.registry import (
+from sparsesync_cli.checkpoints.registry import (
     default_model_name,
     get_entry,
     load_registry,
     official_registry_path,
     parse_registry_file,
 )
+from sparsesync_cli.errors import ConfigError, UsageError
 
 try:
     import tomllib
@@ -243,7 +243,7 @@ def test_the_wheel_ships_the_registry_and_every_subpackage():
 def test_importing_the_registry_and_download_modules_stays_light():
     """`avsync --help` imports these: no torch, no huggingface_hub, no filelock at import time."""
     code = (
-        "import sys, sparsesync_cli.registry, sparsesync_cli.download\n"
+        "import sys, sparsesync_cli.checkpoints.registry, sparsesync_cli.checkpoints.download\n"
         "heavy = [m for m in ('torch', 'huggingface_hub', 'filelock') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

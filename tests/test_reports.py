@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from sparsesync_cli.aggregate import aggregate
+from sparsesync_cli.analysis.aggregate import aggregate
+from sparsesync_cli.analysis.results import ModelInfo, SyncResult, WindowResult
 from sparsesync_cli.errors import MediaError, UsageError
-from sparsesync_cli.reports import (
+from sparsesync_cli.report.records import (
     CSV_FIELDS,
     CsvReport,
     JsonlReport,
@@ -19,7 +20,6 @@ from sparsesync_cli.reports import (
     latest_results,
     read_jsonl,
 )
-from sparsesync_cli.results import ModelInfo, SyncResult, WindowResult
 
 MODEL = ModelInfo("synchformer-audioset", "synchformer")
 GRID = [round(-2 + 0.2 * i, 1) for i in range(21)]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from sparsesync_cli import clock
-from sparsesync_cli.aggregate import aggregate
+from sparsesync_cli.analysis.aggregate import aggregate
+from sparsesync_cli.analysis.results import SCHEMA, ModelInfo, SyncResult, WindowResult
 from sparsesync_cli.errors import MediaError
-from sparsesync_cli.results import SCHEMA, ModelInfo, SyncResult, WindowResult
 
 GRID = np.linspace(-2, 2, 21, dtype=np.float32)  # as the reference makes it
 MODEL = ModelInfo("sparsesync-vggsound-21", "sparsesync", "/cache/22-09-21T21-00-52.pt")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_model import FakeModel
-from media_synth import Clip, cached_clip
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
+from sparsesync_cli.analysis.desync import score_file, score_files, summarize
 from sparsesync_cli.cli import app
 from sparsesync_cli.errors import UsageError
-from sparsesync_cli.scoring import score_file, score_files, summarize
 from sparsesync_cli.sync_model import load_model
 
 

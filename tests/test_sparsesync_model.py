@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from sparsesync_cli.checkpoint import Checkpoint, load_checkpoint
-from sparsesync_cli.config import load_config
+from sparsesync_cli.checkpoints.config import load_config
+from sparsesync_cli.checkpoints.loading import Checkpoint, load_checkpoint
 from sparsesync_cli.errors import CheckpointError, ConfigError
 from sparsesync_cli.features.sparsesync import audio_input, video_input
 from sparsesync_cli.models.sparsesync import (

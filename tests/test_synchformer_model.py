@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsesync_cli.config import load_config
+from sparsesync_cli.checkpoints.config import load_config
 from sparsesync_cli.errors import CheckpointError
 from sparsesync_cli.features.synchformer import audio_input, video_input
 from sparsesync_cli.models.cls_pool import ClsPoolingLayer

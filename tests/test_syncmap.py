@@ -7,11 +7,11 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from report_examples import GRID3, SYNCHFORMER, failed, result
+from helpers.report_examples import GRID3, SYNCHFORMER, failed, result
 
 from sparsesync_cli.errors import AvsyncError, UsageError
-from sparsesync_cli.svgtext import PALETTE_TOP, VIRIDIS
-from sparsesync_cli.syncmap import (
+from sparsesync_cli.report.svg import PALETTE_TOP, VIRIDIS
+from sparsesync_cli.report.syncmap import (
     LOW_CONFIDENCE,
     MAX_COLUMNS,
     has_sync_map,

@@ -8,8 +8,7 @@ import random
 import pytest
 
 from sparsesync_cli import clock
-from sparsesync_cli.errors import MediaError, UsageError
-from sparsesync_cli.windows import (
+from sparsesync_cli.analysis.windows import (
     END_WINDOW_MIN_FRAMES,
     SPARSESYNC_GEOMETRY,
     SYNCHFORMER_GEOMETRY,
@@ -21,6 +20,7 @@ from sparsesync_cli.windows import (
     plan_windows,
     window_at,
 )
+from sparsesync_cli.errors import MediaError, UsageError
 
 FPS, SR = clock.VIDEO_FPS, clock.SAMPLE_RATE
 

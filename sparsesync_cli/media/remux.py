@@ -12,13 +12,12 @@ The result is checked with :func:`probe` before it replaces anything.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_path
 from ..errors import MediaError, UsageError
 from .ffmpeg import FFMPEG_ENV, find_ffmpeg, run_ffmpeg
 from .probe import MediaInfo, open_input, probe
@@ -169,25 +168,20 @@ def fix_offset(
         container.close()
 
     args = _command(src, suffix, shift, moved, keep, before.time_origin_us / 1e6)
-    # Same folder (os.replace stays atomic), same extension (ffmpeg picks the muxer from it).
-    fd, tmp = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(dst)), prefix=f".{Path(dst).name}.", suffix=f".avsync-tmp{suffix}"
-    )
-    os.close(fd)
+    # The temporary file keeps the extension: ffmpeg picks the muxer from it.
     try:
-        run_ffmpeg([*args, tmp], src)
-        after = probe(tmp, audio_stream=audio_stream)
-        _check_result(before, after, shift, moved, dst)
-        written = open_input(tmp)
-        try:
-            streams, chapters_out = len(written.streams), len(written.chapters())
-        finally:
-            written.close()
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        with atomic_path(os.path.abspath(dst), keep_extension=True) as tmp_path:
+            tmp = os.fspath(tmp_path)
+            run_ffmpeg([*args, tmp], src)
+            after = probe(tmp, audio_stream=audio_stream)
+            _check_result(before, after, shift, moved, dst)
+            written = open_input(tmp)
+            try:
+                streams, chapters_out = len(written.streams), len(written.chapters())
+            finally:
+                written.close()
+    except OSError as e:
+        raise MediaError(f"cannot write the output: {e.strerror or e}", dst) from e
     trimmed = 0.0
     if shift < 0:
         trimmed = max(0.0, min(-shift, -shift - before.audio.start_sec))

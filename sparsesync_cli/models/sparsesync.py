@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import Checkpoint
-from ..config import get
+from ..checkpoints.config import get
+from ..checkpoints.loading import Checkpoint
 from ..errors import CheckpointError, ConfigError
 from .mingpt import Block, SelfAttention, mlp
 from .resnet_audio import OUT_CHANNELS as AUDIO_CHANNELS

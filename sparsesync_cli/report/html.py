@@ -18,11 +18,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .clock import CLOCK, IN_SYNC_TOLERANCE_SEC, SIGN, describe_offset
-from .errors import AvsyncError
-from .report_assets import CSS, JS
-from .svgtext import esc, fmt_signed, fmt_time
+from .. import __version__
+from ..clock import CLOCK, IN_SYNC_TOLERANCE_SEC, SIGN, describe_offset
+from ..errors import AvsyncError
+from .assets import CSS, JS
+from .svg import esc, fmt_signed, fmt_time
 from .syncmap import LOW_CONFIDENCE, has_sync_map, sync_map_svg, write_text_atomic
 
 IN_SYNC_SEC = IN_SYNC_TOLERANCE_SEC  # one threshold for words, report and fix (clock.py)

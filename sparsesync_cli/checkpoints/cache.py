@@ -1,7 +1,7 @@
 """Fast, pickle-free reloads of registry models: safetensors next to the downloaded checkpoint.
 
 The first load of a registry model reads the verified official checkpoint with the safe
-unpickler (:mod:`sparsesync_cli.checkpoint`), then keeps its weights as ``model.safetensors``
+unpickler (:mod:`sparsesync_cli.checkpoints.loading`), then keeps its weights as ``model.safetensors``
 and its config as ``model.json`` in the model's cache folder. Later loads read those two
 files: no pickle at all, and no optimizer state to skip (official ``.pt`` files carry one).
 The JSON records the sha256 of the checkpoint the weights came from; when the registry pins, or
@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from ..atomic import atomic_path, write_text
+from ..errors import CheckpointError
 
 if TYPE_CHECKING:
-    from .checkpoint import Checkpoint
+    from .loading import Checkpoint
     from .registry import ModelEntry
 
 WEIGHTS_FILE = "model.safetensors"
@@ -44,7 +44,7 @@ def read_cached(entry: ModelEntry, folder: Path) -> Checkpoint | None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from .checkpoint import Checkpoint
+    from .loading import Checkpoint
 
     weights, meta_path = folder / WEIGHTS_FILE, folder / META_FILE
     try:
@@ -81,20 +81,9 @@ def write_cached(checkpoint: Checkpoint, entry: ModelEntry, folder: Path, source
     # safetensors refuses tensors that share memory; official state dicts have none, but copy
     # to be safe (a one-off cost on the first load).
     tensors = {k: v.detach().contiguous().clone() for k, v in checkpoint.state_dict.items()}
-    _atomic(folder / WEIGHTS_FILE, lambda tmp: save_file(tensors, tmp))
-    text = json.dumps(meta, indent=1)
-    _atomic(folder / META_FILE, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def _atomic(dest: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".incomplete", dir=dest.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, os.fspath(tmp))
+    write_text(folder / META_FILE, json.dumps(meta, indent=1))
 
 
 def load_registered_checkpoint(
@@ -106,8 +95,8 @@ def load_registered_checkpoint(
 
     ``name`` None means the registry's default model.
     """
-    from .checkpoint import load_checkpoint
     from .download import ensure_files, model_cache_dir
+    from .loading import load_checkpoint
     from .registry import default_model_name, get_entry
 
     entry = get_entry(name or default_model_name())

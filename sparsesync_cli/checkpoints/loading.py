@@ -26,7 +26,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
@@ -281,8 +281,8 @@ def _resolve_args(plain: dict[str, Any], path: str) -> dict[str, Any]:
     the sections a model is built from are resolved on their own, so such an entry elsewhere
     does not make the weights unusable.
     """
+    from ..errors import ConfigError
     from .config import resolve
-    from .errors import ConfigError
 
     try:
         return resolve(plain)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from sparsesync_cli.families import get_family
 from sparsesync_cli.sync_model import ModelSetup
-from sparsesync_cli.windows import GEOMETRIES
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 
@@ -28,7 +28,7 @@ class FakeModel:
         sharpness: float = 8.0,
         family: str = "sparsesync",
     ) -> None:
-        self.info = ModelSetup("fake", family, None, GRID, GEOMETRIES[family], "cpu", "fp32")
+        self.info = ModelSetup("fake", family, None, GRID, get_family(family).geometry, "cpu", "fp32")
         self.offset_at = offset_at
         self.sharpness = sharpness
         self.calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []

@@ -23,13 +23,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .results import SCHEMA, SyncResult
+from ..analysis.results import SCHEMA, SyncResult
+from ..atomic import atomic_path
+from ..errors import UsageError
 
 CSV_FIELDS = (
     "path",
@@ -131,12 +131,6 @@ class JsonlReport:
         self.close()
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _last_byte(path: Path) -> bytes:
     with open(path, "rb") as f:
         f.seek(-1, os.SEEK_END)
@@ -222,23 +216,12 @@ class CsvReport:
     def close(self) -> None:
         """Write all rows to a temporary file next to the target, then move it into place."""
         try:
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".incomplete", dir=self.path.parent
-            )
-        except OSError as e:
-            raise UsageError(f"cannot write the report: {e.strerror or e}", self.path) from e
-        try:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
                 writer.writeheader()
                 writer.writerows(self._rows)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        except OSError as e:
+            raise UsageError(f"cannot write the report: {e.strerror or e}", self.path) from e
 
     def __enter__(self) -> CsvReport:
         return self

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .clock import WINDOW_SEC
-from .errors import AvsyncError, UsageError
-from .svgtext import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
+from .. import atomic
+from ..clock import WINDOW_SEC
+from ..errors import AvsyncError, UsageError
+from .svg import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
 
 # A window whose confidence (its reported ``confidence``, else its top class probability) is below
 # this gets a marker: the model gives its best guess less than even odds.
@@ -126,24 +126,11 @@ def write_sync_map(result: dict, path: str | os.PathLike, **kwargs: Any) -> Path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` as UTF-8 to a temporary file beside ``path`` and move it into place."""
-    path = Path(path)
+    """Write ``text`` to ``path`` with :func:`sparsesync_cli.atomic.write_text`; one-line errors."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".incomplete", dir=path.parent)
+        return atomic.write_text(path, text)
     except OSError as e:
         raise AvsyncError(f"cannot write here: {e.strerror or e}", path) from e
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        # mkstemp makes the file private (0600); a report is an ordinary file, so honour the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def verdict_words(result: dict) -> str:

@@ -1,6 +1,6 @@
 """Checksums of downloaded files, and the record that lets later loads skip the network.
 
-A file is verified against every checksum its :class:`~sparsesync_cli.registry.Source` names
+A file is verified against every checksum its :class:`~sparsesync_cli.checkpoints.registry.Source` names
 (md5 or the authors' md5 prefix, sha256, size). After a file passes, its full sha256 and md5 go
 into a record next to the cached file (``<file>.verified.json``). Where the registry has no
 sha256 (the authors publish md5 prefixes only, and nothing for configs), the record's sha256 is
@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import write_text
 from .registry import Source
 
 HASH_CHUNK_BYTES = 1 << 20
@@ -94,13 +94,9 @@ def write_record(path: Path, file: Path, digests: Digests) -> bool:
         "mtime_ns": st.st_mtime_ns,
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(data, indent=1) + "\n")
     except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         return False
     return True
 

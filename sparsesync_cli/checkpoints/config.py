@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 _INTERP = re.compile(r"\$\{([^${}]+)\}")
 _MAX_DEPTH = 32  # interpolation chains longer than this are surely cycles

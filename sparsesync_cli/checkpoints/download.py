@@ -2,7 +2,7 @@
 
 Cache: ``AVSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/avsync``, else ``~/.cache/avsync``; each
 model has its own folder (``model_cache_dir``), holding its checkpoint, its config, their
-``*.verified.json`` records (see :mod:`sparsesync_cli.checksum`) and, later, derived caches.
+``*.verified.json`` records (see :mod:`sparsesync_cli.checkpoints.checksum`) and, later, derived caches.
 Hub entries live in the Hugging Face cache (``HF_HUB_CACHE`` / ``HF_HOME``); only their records
 are kept here.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from ..errors import DownloadError
 from .checksum import Digests, forget, hash_file, mismatch, record_path, verify_file, write_record
-from .errors import DownloadError
 from .fetch import DownloadOptions, fetch_to_partial, storage_error
 from .registry import ModelEntry, Source
 

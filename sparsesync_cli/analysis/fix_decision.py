@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .clock import IN_SYNC_TOLERANCE_SEC
+from ..clock import IN_SYNC_TOLERANCE_SEC
 from .results import SyncResult
 
 MIN_AGREEMENT = 0.5  # at least half of the windows must name the offset (or a class next to it)

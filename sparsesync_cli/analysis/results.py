@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from . import clock
+from .. import clock
+from ..errors import AvsyncError
+from ..families import get_family
 from .aggregate import Aggregate, describe, window_verdict
-from .errors import AvsyncError
 
 SCHEMA = "avsync.result/1"
-FAMILIES = ("sparsesync", "synchformer")
 
 
 def _num(x: float | None, digits: int = 6) -> float | None:
@@ -56,19 +56,22 @@ class ModelInfo:
     """Which model produced a result."""
 
     name: str
-    family: str  # "sparsesync" or "synchformer"
+    family: str  # a name in sparsesync_cli.families
     checkpoint: str | None = None
+    calibration: dict[str, Any] | None = None  # the temperature calibration applied, if any
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ValueError(f"model family must be one of {FAMILIES}, got {self.family!r}")
+        get_family(self.family)  # ValueError naming the known families
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        if self.calibration is not None:
+            d["calibration"] = self.calibration
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
-        return cls(d["name"], d["family"], d.get("checkpoint"))
+        return cls(d["name"], d["family"], d.get("checkpoint"), d.get("calibration"))
 
 
 @dataclass(frozen=True)

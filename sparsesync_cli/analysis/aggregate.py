@@ -19,7 +19,7 @@ The rules, in the words the README uses:
 - **Agreement**: the share of windows whose own best class is within the same tolerance.
 - **Drift / jump**: per-window offsets (sub-class centroids, :func:`_window_offsets`) are
   fitted robustly against time with a constant, a line and a single jump; see
-  :mod:`sparsesync_cli.trend` for the tests that decide.
+  :mod:`sparsesync_cli.analysis.trend` for the tests that decide.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import clock
+from .. import clock
 from .trend import Jump, Trend, fit_trend
 
 JUNK_SHARE = 0.1  # prior share of windows that carry no information (mixed in as uniform)

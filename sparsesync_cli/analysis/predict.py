@@ -2,7 +2,7 @@
 
 Data flows one way: file -> :class:`~sparsesync_cli.media.decode.MediaReader` (frames and
 samples placed by presentation time) -> centre crop -> model logits per window -> aggregate ->
-:class:`~sparsesync_cli.results.SyncResult`. Decoding runs in a background thread that fills a
+:class:`~sparsesync_cli.analysis.results.SyncResult`. Decoding runs in a background thread that fills a
 small bounded queue, so the model never waits for the decoder on CPU and memory stays bounded.
 """
 
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import AvsyncError
+from ..errors import AvsyncError
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..sync_model import SyncModel
     from .results import SyncResult, WindowResult
-    from .sync_model import SyncModel
     from .windows import Window
 
 VIDEO_EXTENSIONS = (
@@ -66,7 +66,7 @@ def _read_window(reader, w: Window, geometry) -> tuple[np.ndarray, np.ndarray]:
     """
     import numpy as np
 
-    from .features.common import center_crop
+    from ..features.common import center_crop
     from .windows import clip_range
 
     first, end, pad_before, pad_after = clip_range(
@@ -145,7 +145,7 @@ def run_windows(
 
     Decoding runs one or two batches ahead of the model in a background thread.
     """
-    from .heap import heap_reuse
+    from ..heap import heap_reuse
     from .results import WindowResult
     from .windows import window_starts_sec
 
@@ -157,8 +157,11 @@ def run_windows(
     # mapping fresh pages removes most of the system time on CPU (see heap.py).
     with heap_reuse():
         batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
+        calibration = getattr(model.info, "calibration", None)
         for chunk, frames, audio in batches:
             logits = model.logits(frames, audio)
+            if calibration is not None:  # a fitted temperature (avsync evaluate --fit-calibration)
+                logits = logits / calibration["temperature"]
             for w, lg in zip(chunk, logits.tolist(), strict=True):
                 t = starts[len(out)]
                 try:
@@ -188,8 +191,8 @@ def predict_file(
     """
     import numpy as np
 
+    from ..media.decode import MediaReader
     from .aggregate import aggregate
-    from .media.decode import MediaReader
     from .results import SyncResult
     from .windows import plan_windows, window_at
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import __version__
-from .errors import DownloadError
+from .. import __version__
+from ..errors import DownloadError
 from .registry import is_loopback_url
 
 USER_AGENT = f"avsync/{__version__} (+https://github.com/v-iashin/SparseSync)"

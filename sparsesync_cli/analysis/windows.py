@@ -27,8 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from . import clock
-from .errors import MediaError, UsageError
+from .. import clock
+from ..errors import MediaError, UsageError
 
 SAMPLES_PER_FRAME = clock.SAMPLE_RATE // clock.VIDEO_FPS  # 640 audio samples per video frame
 END_WINDOW_MIN_SEC = 1.0  # an uncovered tail at least this long gets one extra end-aligned window
@@ -114,7 +114,6 @@ class WindowGeometry:
 
 SPARSESYNC_GEOMETRY = WindowGeometry()
 SYNCHFORMER_GEOMETRY = WindowGeometry(used_frames=(2, 122), used_samples=(1280, 78080))
-GEOMETRIES = {"sparsesync": SPARSESYNC_GEOMETRY, "synchformer": SYNCHFORMER_GEOMETRY}
 
 
 def window_at(start_sec: float, shift_sec: float = 0.0) -> Window:

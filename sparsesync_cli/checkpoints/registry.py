@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, UsageError
+from .. import families
+from ..errors import ConfigError, UsageError
 
 try:  # Python >= 3.11
     import tomllib
@@ -26,7 +27,6 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 REGISTRY_ENV = "AVSYNC_REGISTRY"
 SCHEMA_VERSION = 1
-FAMILIES = ("sparsesync", "synchformer")
 CHECKPOINT_FORMATS = ("full", "state_dict")
 # Names and ids become folder and file names in the cache: keep them to safe characters.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -127,11 +127,11 @@ def official_registry_path() -> Path:
     In a source checkout it sits next to the package; an installed wheel carries it as the
     package data ``sparsesync_cli/weights/registry.toml`` (pyproject maps ``weights/`` there).
     """
-    here = Path(__file__).resolve().parent
-    checkout = here.parent / "weights" / "registry.toml"
-    if checkout.is_file() and (here.parent / "pyproject.toml").is_file():
+    package = Path(__file__).resolve().parent.parent
+    checkout = package.parent / "weights" / "registry.toml"
+    if checkout.is_file() and (package.parent / "pyproject.toml").is_file():
         return checkout
-    return here / "weights" / "registry.toml"
+    return package / "weights" / "registry.toml"
 
 
 def load_registry() -> dict[str, ModelEntry]:
@@ -233,8 +233,8 @@ def _parse_entry(name: str, table: Any, path: Path) -> ModelEntry:
     if not isinstance(model_id, str) or not _ID_RE.match(model_id):
         raise fail("`id` must be a string of letters, digits, '.', '_' and '-'")
     family = table["family"]
-    if family not in FAMILIES:
-        raise fail(f"family {family!r} is not one of {', '.join(FAMILIES)}")
+    if family not in families.NAMES:
+        raise fail(f"family {family!r} is not one of {', '.join(families.NAMES)}")
     classes = table["classes"]
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
         raise fail("`classes` must be an integer >= 2")

@@ -1,4 +1,4 @@
-"""The inline CSS and JavaScript of the HTML report (kept apart so html_report.py reads as layout).
+"""The inline CSS and JavaScript of the HTML report (kept apart so html.py reads as layout).
 
 The script is plain ES5 with no libraries: it sorts the file table when a column header is
 clicked, and shows or hides a file's full sync map when its thumbnail is clicked. Without

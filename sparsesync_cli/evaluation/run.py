@@ -1,0 +1,265 @@
+"""Running a model over a protocol: one window per item, decoded ahead of the model, in batches.
+
+Each item computes exactly what ``avsync predict CLIP --start vstart_sec --shift offset_sec
+--duration 5`` computes: the window is placed by :func:`~sparsesync_cli.analysis.windows.window_at` (the
+paper's arithmetic), checked by :func:`~sparsesync_cli.analysis.windows.check_window`, and decoded by the
+same reader and crop as :func:`~sparsesync_cli.analysis.predict.run_windows`; so the logits are the same
+numbers. Decoding runs in a background thread a few batches ahead of the model; batches mix items
+of different clips, so a GPU stays busy on datasets of one item per clip.
+
+An item record (one JSON line, schema ``avsync.evaluation_item/1``) has ``path, vstart_sec,
+offset_sec, target_class, logits, pred_class, ok, error`` plus the resolved ``file`` and the
+``model`` name. A missing or unreadable clip becomes a failed record; the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import AvsyncError, UsageError
+from .metrics import target_class
+from .protocol import ProtocolItem, resolve_clip
+
+ITEM_SCHEMA = "avsync.evaluation_item/1"
+PREFETCH_BATCHES = 2
+
+ItemProgress = Callable[[int, int], None]
+
+
+def item_record(
+    item: ProtocolItem,
+    grid: Sequence[float],
+    model_name: str,
+    *,
+    logits: Sequence[float] | None = None,
+    error: str | None = None,
+    file: str | None = None,
+) -> dict[str, Any]:
+    """The JSONL record of one item (``logits`` for a success, ``error`` for a failure)."""
+    ok = logits is not None
+    lg = [float(x) for x in logits] if ok else None
+    return {
+        "schema": ITEM_SCHEMA,
+        "path": item.path,
+        "vstart_sec": item.vstart_sec,
+        "offset_sec": item.offset_sec,
+        "target_class": target_class(item.offset_sec, grid),
+        "logits": lg,
+        "pred_class": max(range(len(lg)), key=lg.__getitem__) if lg else None,
+        "ok": ok,
+        "error": error,
+        "file": file,
+        "model": model_name,
+    }
+
+
+def record_key(r: dict[str, Any]) -> tuple[str, float, float]:
+    return r["path"], round(float(r["vstart_sec"]), 6), round(float(r["offset_sec"]), 6)
+
+
+class ItemJsonl:
+    """Append-only JSONL of item records, each line made durable before the next item.
+
+    An existing file must hold item records; a partial last line (a crash mid-write) is cut off.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            _, complete = _scan(self.path)
+            if complete < self.path.stat().st_size:
+                os.truncate(self.path, complete)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"cannot write the JSONL: {e.strerror or e}", self.path) from None
+
+    def append(self, record: dict[str, Any]) -> None:
+        data = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> ItemJsonl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _scan(path: Path) -> tuple[list[dict[str, Any]], int]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageError(f"cannot read the JSONL: {e.strerror or e}", path) from None
+    complete = data.rfind(b"\n") + 1
+    records = []
+    for number, line in enumerate(data[:complete].split(b"\n")[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError:
+            r = None
+        if not isinstance(r, dict) or r.get("schema") != ITEM_SCHEMA:
+            raise UsageError(f"line {number} is not an {ITEM_SCHEMA} record: not an evaluation JSONL", path)
+        records.append(r)
+    return records, complete
+
+
+def read_item_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The complete item records of an evaluation JSONL (a partial last line is ignored)."""
+    return _scan(Path(path))[0]
+
+
+def previous_results(path: str | os.PathLike, model_name: str) -> dict[tuple, dict[str, Any]]:
+    """Successful records of ``model_name`` in a JSONL, by item key (what a resumed run skips)."""
+    if not Path(path).exists():
+        return {}
+    return {record_key(r): r for r in read_item_jsonl(path) if r.get("ok") and r.get("model") == model_name}
+
+
+def _decode_items(
+    items: Sequence[ProtocolItem],
+    root: str | os.PathLike,
+    geometry,
+    batch_size: int,
+    audio_stream: int | None,
+) -> Iterator[list[tuple[ProtocolItem, str | None, Any, Any, str | None]]]:
+    """Batches of ``(item, file, frames, audio, error)``; consecutive items of a clip share a reader."""
+    from ..analysis.predict import _read_window
+    from ..analysis.windows import check_window, window_at
+    from ..media.decode import MediaReader
+
+    reader = None
+    batch: list = []
+    try:
+        for item in items:
+            file = resolve_clip(root, item.path)
+            try:
+                if file is None:
+                    raise AvsyncError(f"no such clip under {root} (with or without .mp4)", item.path)
+                if reader is None or reader.path != os.fspath(file):
+                    if reader is not None:
+                        reader.close()
+                        reader = None
+                    reader = MediaReader(file, audio_stream=audio_stream)
+                w = window_at(item.vstart_sec, item.offset_sec)
+                check_window(w, geometry, reader.video_span, reader.audio_span, path=os.fspath(file))
+                frames, audio = _read_window(reader, w, geometry)
+                batch.append((item, os.fspath(file), frames, audio, None))
+            except AvsyncError as e:
+                batch.append((item, os.fspath(file) if file else None, None, None, str(e)))
+            except (OSError, ValueError, RuntimeError) as e:  # a broken file the reader did not classify
+                batch.append((item, os.fspath(file) if file else None, None, None, f"{file}: {e}"))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def evaluate_items(
+    items: Sequence[ProtocolItem],
+    model,
+    root: str | os.PathLike = ".",
+    *,
+    batch_size: int = 1,
+    audio_stream: int | None = None,
+    on_item: ItemProgress | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield one item record per item, in protocol order (failures included).
+
+    ``model`` is a loaded :class:`~sparsesync_cli.sync_model.SyncModel` (its raw logits are
+    recorded: a calibration is applied by the metrics, not here). ``on_item(done, total)``
+    reports progress.
+    """
+    import numpy as np
+
+    from ..analysis.predict import _prefetch
+
+    if batch_size < 1:
+        raise UsageError("batch size must be >= 1")
+    name = model.info.name
+    total = len(items)
+    done = 0
+    if on_item:
+        on_item(0, total)
+    batches = _prefetch(
+        _decode_items(items, root, model.geometry, batch_size, audio_stream), PREFETCH_BATCHES
+    )
+    for batch in batches:
+        good = [b for b in batch if b[4] is None]
+        logits = None
+        if good:
+            logits = model.logits(np.stack([b[2] for b in good]), np.stack([b[3] for b in good])).tolist()
+        k = 0
+        for item, file, _, _, error in batch:
+            if error is None:
+                lg = logits[k]
+                k += 1
+                if not all(np.isfinite(lg)):
+                    rec = item_record(item, model.grid, name, error=f"{file}: non-finite logits", file=file)
+                else:
+                    rec = item_record(item, model.grid, name, logits=lg, file=file)
+            else:
+                rec = item_record(item, model.grid, name, error=error, file=file)
+            done += 1
+            if on_item:
+                on_item(done, total)
+            yield rec
+
+
+def latest_by_item(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per item (the last one wins), in first-seen order."""
+    by_key: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        by_key[record_key(r)] = r
+    return list(by_key.values())
+
+
+def run_protocol(
+    items: Sequence[ProtocolItem],
+    model,
+    root: str | os.PathLike = ".",
+    *,
+    jsonl: str | os.PathLike | None = None,
+    batch_size: int = 1,
+    audio_stream: int | None = None,
+    on_item: ItemProgress | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Evaluate every item, resuming from ``jsonl`` like ``predict --jsonl``.
+
+    Items that already have a successful record of this model in ``jsonl`` are not run again
+    (failed ones are retried); every new record is appended and made durable as it arrives.
+    Returns ``(records in protocol order, number of items taken from the JSONL)``.
+    """
+    previous = previous_results(jsonl, model.info.name) if jsonl is not None else {}
+    todo = [it for it in items if it.key not in previous]
+    fresh: dict[tuple, dict[str, Any]] = {}
+    writer = ItemJsonl(jsonl) if jsonl is not None else None
+    try:
+        for rec in evaluate_items(
+            todo, model, root, batch_size=batch_size, audio_stream=audio_stream, on_item=on_item
+        ):
+            fresh[record_key(rec)] = rec
+            if writer is not None:
+                writer.append(rec)
+    finally:
+        if writer is not None:
+            writer.close()
+    records = [previous.get(it.key) or fresh[it.key] for it in items]
+    return records, len(items) - len(todo)
