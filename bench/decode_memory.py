@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sparsesync_cli.clock import FRAMES_PER_WINDOW, SAMPLE_RATE, SAMPLES_PER_WINDOW, VIDEO_FPS
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.ffmpeg import run_ffmpeg
@@ -79,6 +77,7 @@ def main() -> None:
             t = time.perf_counter()
             frames = r.read_frames(start, FRAMES_PER_WINDOW)
             video_sec += time.perf_counter() - t
+            frame_size = [frames.shape[2], frames.shape[1]]  # width, height
             t = time.perf_counter()
             audio = r.read_audio(start * SAMPLE_RATE // VIDEO_FPS, SAMPLES_PER_WINDOW)
             audio_sec += time.perf_counter() - t
@@ -98,7 +97,7 @@ def main() -> None:
                 "video": f"{info.video.codec} {info.video.width}x{info.video.height} "
                 f"{info.video.average_fps:g} fps",
                 "audio": f"{info.audio.codec} {info.audio.sample_rate} Hz {info.audio.layout}",
-                "frame_size": list(r.frame_size),
+                "frame_size": frame_size,
                 "windows": windows,
                 "hop_sec": args.hop_sec,
                 "decode_sec": round(total, 1),

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
-
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.sync_model import load_model
 

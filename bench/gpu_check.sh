@@ -8,6 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
+# The bench scripts import the installed package: install this checkout (no dependencies fetched).
+python3 -m pip install -q --no-deps --no-build-isolation -e .
 out=${OUT:-/tmp}
 
 python3 -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"

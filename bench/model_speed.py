@@ -60,8 +60,6 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package first
-
 from sparsesync_cli.checkpoints.config import load_config
 from sparsesync_cli.heap import heap_reuse, heap_reuse_available
 from sparsesync_cli.models.fast import optimize_for_inference

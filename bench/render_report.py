@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Open an avsync HTML report in headless Chromium: console errors, a working script, a real picture.
 
-    python bench/render_report.py                          # the constructed example batch
-    python bench/render_report.py results.jsonl --out DIR  # a real batch's JSONL report
-    python bench/render_report.py --screenshot docs/report-screenshot.png
+    python bench/render_report.py results.jsonl --out DIR  # a batch's JSONL report
+    python bench/render_report.py results.jsonl --screenshot docs/report-screenshot.png
+    python bench/render_report.py --check-screenshot shot.png  # only the blank-picture check
+
+The constructed examples (drift, range edge, odd names) are written as JSONL by
+``python tests/helpers/report_examples.py examples.jsonl``. This script imports only the
+installed package (``pip install -e .``), never the tests.
 
 Three checks, each a separate failure (exit 1):
 
@@ -38,10 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from sparsesync_cli.report.html import write_html_report  # noqa: E402
-from sparsesync_cli.report.records import read_jsonl  # noqa: E402
+from sparsesync_cli.report.html import write_html_report
+from sparsesync_cli.report.records import read_jsonl
 
 WINDOW = (1400, 1000)  # px, the browser window for the screenshot and the layout check
 TIMEOUT_SEC = 90  # one Chromium run; a cold start in a container can take several seconds
@@ -208,11 +210,20 @@ def blank_reason(path: Path) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("jsonl", nargs="?", type=Path, help="a JSONL report; default: the constructed examples")
+    ap.add_argument("jsonl", nargs="?", type=Path, help="the JSONL report to render")
+    ap.add_argument(
+        "--check-screenshot", type=Path, default=None, help="only check that this PNG is not blank"
+    )
     ap.add_argument("--out", type=Path, default=None, help="folder for report.html (default: a temp folder)")
     ap.add_argument("--screenshot", type=Path, default=None, help="PNG path (default: OUT/report.png)")
     ap.add_argument("--chromium", default=None, help="browser binary (default: chromium on PATH)")
     args = ap.parse_args(argv)
+    if args.check_screenshot:
+        reason = blank_reason(args.check_screenshot)
+        print(f"blank screenshot: {reason}" if reason else "screenshot: not blank")
+        return 1 if reason else 0
+    if not args.jsonl:
+        ap.error("give a JSONL report (tests/helpers/report_examples.py writes the constructed examples)")
 
     chromium = args.chromium or next(
         (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
@@ -220,18 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if not chromium:
         print("chromium not found: apt-get install -y chromium, or pass --chromium", file=sys.stderr)
         return 2
-    if args.jsonl:
-        results = read_jsonl(args.jsonl)
-    else:
-        sys.path.insert(0, str(REPO / "tests"))
-        from helpers.report_examples import example_batch
-
-        results = example_batch()
+    results = read_jsonl(args.jsonl)
     out = args.out or Path(tempfile.mkdtemp(prefix="avsync-report-"))
     out.mkdir(parents=True, exist_ok=True)
-    report = write_html_report(
-        results, out / "report.html", settings={"source": str(args.jsonl or "examples")}
-    )
+    report = write_html_report(results, out / "report.html", settings={"source": str(args.jsonl)})
     html = report.read_text(encoding="utf-8")
     check_page = out / "report-selfcheck.html"
     check_page.write_text(html.replace("<head>", "<head>\n" + SELF_CHECK, 1), encoding="utf-8")

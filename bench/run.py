@@ -5,9 +5,10 @@
     python bench/run.py --device cuda   # the same on a GPU (bench/gpu_check.sh runs this)
     python bench/run.py --quick --clip-seconds 20 --model-runs 0 --no-eager-e2e   # busy machine
 
-Needs nothing but this checkout: the full-size SparseSync (21 classes) is built with random
-weights (speed does not depend on the values), and the test videos are synthesised with the
-ffmpeg binary avsync uses (H.264 + AAC, 30 fps): a 60 s 720p clip and a 10-minute 1080p clip.
+Needs nothing but the installed package (`pip install -e .`): the full-size SparseSync (21
+classes) is built with random weights (speed does not depend on the values), and the test videos
+are synthesised with the ffmpeg binary avsync uses (H.264 + AAC, 30 fps): a 60 s 720p clip and a
+10-minute 1080p clip.
 
 Every figure is measured in this run, beside its baseline:
 - ``model``: seconds per 5 s window of the plain eager model and of the optimised path, total and
@@ -42,8 +43,6 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent))  # this checkout's package first
-sys.path.insert(0, str(BENCH))
 
 CLIPS = {  # name: (width, height, seconds)
     "720p_60s": (1280, 720, 60),

@@ -9,12 +9,9 @@ a share of "junk" windows that confidently name a random class. Run from the rep
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sparsesync_cli.analysis.aggregate import aggregate
 
 GRID = np.linspace(-2, 2, 21)

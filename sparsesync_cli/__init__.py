@@ -12,6 +12,8 @@ Library first: everything the ``avsync`` command does is callable from here::
     avsync.fix_offset("clip.mp4", "fixed.mp4", result.offset_sec)
 
 Sign: ``offset_sec > 0`` means the audio is early; clock: file time by presentation timestamps.
+``__all__`` is what is promised; everything else is importable from its module (for example
+``sparsesync_cli.analysis.predict.collect_media_files``) and may move between minor versions.
 Heavy modules (torch, PyAV) are imported on first use of the names below, so importing the
 package is instant.
 """
@@ -28,23 +30,14 @@ _EXPORTS = {
     "SyncModel": "sync_model",
     "predict_file": "analysis.predict",
     "iter_predictions": "analysis.predict",
-    "collect_media_files": "analysis.predict",
     "PredictOptions": "analysis.predict",
     "SyncResult": "analysis.results",
     "WindowResult": "analysis.results",
-    "aggregate": "analysis.aggregate",
-    "plan_windows": "analysis.windows",
-    "window_at": "analysis.windows",
     "decide_fix": "analysis.fix_decision",
     "fix_offset": "media.remux",
     "MediaReader": "media.decode",
-    "probe": "media.probe",
-    "load_checkpoint": "checkpoints.loading",
-    "load_registry": "checkpoints.registry",
-    "ensure_files": "checkpoints.download",
     "score_files": "analysis.desync",
     "write_html_report": "report.html",
-    "sync_map_svg": "report.syncmap",
     "AvsyncError": "errors",
     "MediaError": "errors",
     "CheckpointError": "errors",

@@ -397,27 +397,22 @@ def _summary_line(result: SyncResult) -> str:
 
 
 def _detail(d: dict) -> str:
-    """The extra lines for a single file: top-3 offsets of the combined verdict, range, sign."""
-    import numpy as np
+    """The extra lines for a single file: top-3 offsets of the combined verdict, range, sign.
 
-    from .analysis.aggregate import aggregate
-
-    grid = d["grid"]
-    post = np.array(
-        aggregate(
-            np.array([w["probs"] for w in d["windows"]]), grid, [w["start_sec"] for w in d["windows"]]
-        ).posterior
-    )
-    top3 = ", ".join(f"{grid[i]:+.1f} s (p={post[i]:.3f})" for i in np.argsort(post)[::-1][:3])
+    The top 3 are read from the stored combined posterior, not recomputed (a version 1.0 record,
+    resumed from an old report, has none: the line is left out).
+    """
+    grid, post = d["grid"], d.get("posterior") or []
+    best = sorted(range(len(post)), key=lambda i: post[i], reverse=True)[:3]
+    top3 = ", ".join(f"{grid[i]:+.1f} s (p={post[i]:.3f})" for i in best)
     lo, hi = d["range_sec"]
-    return "\n".join(
-        [
-            f"  model {d['model']['name']} ({d['model']['family']}), {len(d['windows'])} window(s), "
-            f"agreement {d['agreement']:.2f}",
-            f"  top-3 offsets: {top3}",
-            f"  range {lo:+.1f}..{hi:+.1f} s in {d['resolution_sec']:.1f} s steps; {SIGN}",
-        ]
-    )
+    lines = [
+        f"  model {d['model']['name']} ({d['model']['family']}), {len(d['windows'])} window(s), "
+        f"agreement {d['agreement']:.2f}",
+        f"  top-3 offsets: {top3}" if top3 else None,
+        f"  range {lo:+.1f}..{hi:+.1f} s in {d['resolution_sec']:.1f} s steps; {SIGN}",
+    ]
+    return "\n".join(line for line in lines if line)
 
 
 def _windows_table(result: SyncResult):

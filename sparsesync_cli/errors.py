@@ -11,6 +11,15 @@ from __future__ import annotations
 import os
 
 
+def first_line(e: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message, for one-line errors that wrap it.
+
+    An empty message gives ``default``, or the exception's type name.
+    """
+    text = str(e).strip()
+    return text.splitlines()[0] if text else (default or type(e).__name__)
+
+
 class AvsyncError(Exception):
     """Base class: a problem with the user's input or environment, explained in one line."""
 

@@ -206,3 +206,8 @@ def test_long_file_is_handled():
     t = times(3000)  # over four hours of back-to-back windows
     agg = aggregate(window_probs(rng, 0.2 + 1.0 * t / t[-1], junk=0.3), GRID, t)
     assert agg.drift_sec_per_min == pytest.approx(60 * 1.0 / t[-1], rel=0.1)
+
+
+def test_a_trend_of_fewer_than_three_windows_is_an_error_even_under_python_O():
+    with pytest.raises(ValueError, match="at least 3 windows"):
+        fit_trend(np.array([0.0, 5.0]), np.array([0.2, 0.2]), np.ones(2), 0.2, 4.0)

@@ -8,10 +8,14 @@ and 1 ms. The real clips in ../shared/media must reproduce the paper's pipeline 
 from __future__ import annotations
 
 import os
+import re
+import struct
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from helpers.media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, make_still_tail, measure
@@ -21,7 +25,7 @@ from sparsesync_cli.features.common import center_crop
 from sparsesync_cli.media import audio as audio_mod
 from sparsesync_cli.media import video as video_mod
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.media.probe import probe
+from sparsesync_cli.media.probe import check_geometry, probe
 
 HALF_FRAME_SEC = 0.5 / 25
 CLICK_TOLERANCE_SEC = 0.001
@@ -149,8 +153,8 @@ def test_rotation_is_applied_as_a_player_shows_it(
         assert (r.info.video.display_width, r.info.video.display_height) == (
             (120, 160) if rotation != 180 else (160, 120)
         )
-        assert r.frame_size == size
         frame = r.read_frames(0, 1)[0].astype(int)
+        assert (frame.shape[1], frame.shape[0]) == size
     red = (frame[..., 0] > 150) & (frame[..., 1] < 90)
     ys, xs = np.nonzero(red)
     h, w = red.shape
@@ -162,8 +166,8 @@ def test_non_square_pixels_are_shown_at_display_aspect(media_root: Path) -> None
     truth = cached_clip(media_root, Clip(container="mkv", sar=Fraction(2, 1)))
     with MediaReader(truth.path) as r:
         assert r.info.video.sample_aspect_ratio == (2, 1)
-        assert r.frame_size == (682, 256)  # 320x120 displayed, shorter side to 256
         frame = r.read_frames(0, 1)[0].astype(int)
+        assert (frame.shape[1], frame.shape[0]) == (682, 256)  # 320x120 displayed, shorter side to 256
     red = (frame[..., 0] > 150) & (frame[..., 1] < 90)
     ys, xs = np.nonzero(red)
     # The marker is 40x30 stored pixels, 80x30 displayed: 8:3 on screen.
@@ -234,6 +238,48 @@ def test_reads_after_a_seek_equal_a_sequential_decode(
     assert seeks["video"] >= 4 and seeks["audio"] >= 4
 
 
+# Decoders that carry state through the whole stream (AAC noise substitution and AC-3 dither draw
+# from a random generator no seek resets; Opus folds noise from a seed) next to ones that forget
+# (Vorbis, FLAC, MP3); mono and resampled audio; several containers.
+RANDOM_ACCESS_CLIPS = [
+    Clip(vcodec="mpeg4", rate=44100, layout="mono"),  # AAC-LC mono 44.1 kHz, noise substitution on
+    Clip(container="mov", vcodec="mpeg4", rate=16000, layout="mono"),  # the authors' format
+    Clip(container="mov", vcodec="mjpeg", pix_fmt="yuvj420p", acodec="ac3"),
+    Clip(container="mkv", vcodec="mpeg4", acodec="libopus", layout="mono"),
+    Clip(container="webm", vcodec="libvpx-vp9", acodec="vorbis", rate=44100),  # (stereo only)
+    Clip(container="mkv", vcodec="ffv1", acodec="flac", rate=22050),
+    Clip(container="ts", vcodec="mpeg4", acodec="libmp3lame", rate=44100, layout="mono"),
+]
+
+
+@pytest.mark.parametrize("clip", RANDOM_ACCESS_CLIPS, ids=lambda c: c.name)
+def test_random_access_returns_what_a_sequential_read_does(media_root: Path, clip: Clip) -> None:
+    """Regression: AAC read after a seek differed from a sequential read by up to 1e-3.
+
+    FFmpeg's AAC decoder draws noise-substituted bands from a random generator that runs through
+    the whole stream; a decoder started by a seek drew other values. Windows read in any order,
+    by one reader or each by a fresh one, must equal the sequential read: frames bit for bit,
+    audio to float rounding.
+    """
+    path = cached_clip(media_root, clip).path
+    with MediaReader(path) as r:
+        lo, hi = r.video_span
+        frames = r.read_frames(lo, hi - lo)
+        audio = r.read_audio(0, r.audio_span[1])
+    rng = np.random.default_rng(3)
+    positions = rng.permutation(np.linspace(0.1, 0.9, 6))  # random order: back and forth
+    with MediaReader(path) as r:
+        for fraction in positions:
+            s = int(fraction * (audio.shape[0] - 16000))
+            np.testing.assert_allclose(r.read_audio(s, 16000), audio[s : s + 16000], rtol=0, atol=1e-6)
+            f = lo + int(fraction * (hi - lo - 25))
+            np.testing.assert_array_equal(r.read_frames(f, 25), frames[f - lo : f - lo + 25])
+    for fraction in positions[:2]:  # a seek right after opening
+        s = int(fraction * (audio.shape[0] - 16000))
+        with MediaReader(path) as r:
+            np.testing.assert_allclose(r.read_audio(s, 16000), audio[s : s + 16000], rtol=0, atol=1e-6)
+
+
 def test_a_forward_scan_decodes_forward_only(media_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = cached_clip(media_root, Clip(duration=8.0)).path
     opened = {"video": 0, "audio": 0}
@@ -280,6 +326,30 @@ def test_case0_frames_and_audio_match_the_reference(shared_dir: Path) -> None:
     assert np.abs(player[:448]).max() > 1e-3
 
 
+@pytest.mark.parametrize(
+    ("clip", "quirk"),
+    [
+        (Clip(vcodec="mpeg4", rate=16000, layout="mono"), True),  # the authors' format
+        (Clip(container="mov", vcodec="mpeg4", rate=16000, layout="mono"), True),
+        (Clip(vcodec="mpeg4", rate=44100, layout="mono"), False),  # the issue's 44.1 kHz original
+        (Clip(container="mkv", vcodec="mpeg4", rate=16000, layout="mono"), False),
+        (Clip(vcodec="mpeg4", acodec="libmp3lame", rate=16000, layout="mono"), False),
+    ],
+    ids=lambda v: v.name if isinstance(v, Clip) else str(v),
+)
+def test_the_priming_quirk_applies_only_to_the_authors_format(
+    media_root: Path, clip: Clip, quirk: bool
+) -> None:
+    """Regression: the paper's reader quirk changed the first AAC frame of every MP4, 44.1 kHz too."""
+    path = cached_clip(media_root, clip).path
+    with MediaReader(path) as r:
+        default = r.read_audio(0, 8000)
+    with MediaReader(path, torchvision_compat=False) as r:
+        player = r.read_audio(0, 8000)
+    np.testing.assert_array_equal(default[2000:], player[2000:])  # never more than the first frame
+    assert (np.abs(default[:2000] - player[:2000]).max() > 1e-4) == quirk
+
+
 def audio_window(shared_dir: Path, first: int) -> np.ndarray:
     with MediaReader(shared_dir / "media/vggsound_3qesirWAGt4_25fps_256side_16k.mp4") as r:
         return r.read_audio(first, 80000)
@@ -296,7 +366,7 @@ def test_originals_match_the_ffmpeg_command_line(shared_dir: Path, name: str) ->
         lo, hi = r.video_span
         frames = r.read_frames(lo, hi - lo)
         audio = r.read_audio(0, r.audio_span[1])
-        w, h, channels = *r.frame_size, r.info.audio.channels
+        h, w, channels = *frames.shape[1:3], r.info.audio.channels
     vf = "fps=25,scale=iw*256/min(iw\\,ih):ih*256/min(iw\\,ih),crop=trunc(iw/2)*2:trunc(ih/2)*2,format=rgb24"
     cmd = [ffmpeg, "-v", "error", "-i", str(path)]
     raw = subprocess.run([*cmd, "-vf", vf, "-f", "rawvideo", "-"], capture_output=True, check=True).stdout
@@ -354,6 +424,69 @@ def test_bad_input_is_one_line_naming_file_and_cause(media_root: Path, case: str
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+def stretch_in_track_header(src: Path, dst: Path, factor: int) -> None:
+    """Copy an MP4 with its first track's tkhd matrix scaling x by ``factor`` (a damaged header:
+    FFmpeg then reports a sample aspect ratio of factor:1)."""
+    data = bytearray(src.read_bytes())
+    matrix = data.find(b"tkhd") + 44  # type, version/flags, 3 times, id, reserved, duration, ...
+    assert struct.unpack(">i", data[matrix : matrix + 4])[0] == 1 << 16
+    data[matrix : matrix + 4] = struct.pack(">i", factor << 16)
+    dst.write_bytes(data)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="peak memory is read from /proc")
+def test_an_absurd_display_geometry_is_refused_before_any_frame_is_scaled(
+    media_root: Path, tmp_path: Path
+) -> None:
+    """Regression: a tkhd matrix giving SAR ~252:1 scaled every frame to 114408x256 (13 GB peak).
+
+    Refused in one line at probe, and nothing is allocated in proportion to the header: the peak
+    memory of opening the file and asking for a window of frames stays small.
+    """
+    bad = tmp_path / "stretched.mp4"
+    stretch_in_track_header(cached_clip(media_root, Clip(vcodec="mpeg4")).path, bad, 252)
+    assert av.open(str(bad)).streams.video[0].sample_aspect_ratio == 252  # FFmpeg reads it so
+    script = (  # VmHWM: this process's own peak (ru_maxrss would include pytest's, from the fork)
+        "import sys\n"
+        "from sparsesync_cli.errors import MediaError\n"
+        "from sparsesync_cli.media.decode import MediaReader\n"
+        "try:\n"
+        "    MediaReader(sys.argv[1]).read_frames(0, 125)\n"
+        "except MediaError as exc:\n"
+        "    print(exc)\n"
+        "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script, str(bad)], capture_output=True, text=True, check=True)
+    message, peak_kib = run.stdout.splitlines()
+    assert message == (
+        f"{bad}: the video's sample aspect ratio 252:1 would stretch each picture 252x, beyond what "
+        "any player shows (a damaged header?)"
+    )
+    assert int(peak_kib) < 1024 * 1024  # far below one window at the stretched size (8 GB)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "sar", "cause"),
+    [
+        (720, 576, Fraction(64, 45), None),  # PAL 16:9 anamorphic
+        (1440, 1080, Fraction(4, 3), None),  # HDV
+        (3840, 1080, Fraction(1), None),  # 32:9 panorama
+        (1080, 1920, Fraction(1), None),  # portrait phone video
+        (160, 120, Fraction(64012788, 254017), "sample aspect ratio 64012788:254017"),
+        (160, 120, Fraction(1, 5), "sample aspect ratio 1:5"),
+        (16000, 100, Fraction(1), "aspect of 160:1"),
+        (100, 2000, Fraction(1, 2), "aspect of 0.025:1"),
+        (65535, 65535, Fraction(1), "picture size 65535x65535"),
+    ],
+)
+def test_display_geometry_is_bounded(width: int, height: int, sar: Fraction, cause: str | None) -> None:
+    if cause is None:
+        check_geometry(width, height, sar, "clip.mp4")
+    else:
+        with pytest.raises(MediaError, match=re.escape(cause)):
+            check_geometry(width, height, sar, "clip.mp4")
+
+
 def test_an_unreadable_file_is_a_media_error(media_root: Path, tmp_path: Path) -> None:
     path = tmp_path / "locked.mp4"
     path.write_bytes(cached_clip(media_root, Clip()).path.read_bytes())

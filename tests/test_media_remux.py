@@ -9,14 +9,17 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from helpers.media_synth import Clip, cached_clip, measure
 
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media import ffmpeg as ffmpeg_mod
+from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.ffmpeg import find_ffmpeg, last_meaningful_line, run_ffmpeg
 from sparsesync_cli.media.probe import probe
 from sparsesync_cli.media.remux import fix_offset
@@ -128,6 +131,126 @@ def test_a_container_change_follows_the_extension(media_root: Path, tmp_path: Pa
     fix_offset(truth.path, dst, 0.2)
     assert probe(dst).format_name.startswith("mov,mp4")
     assert abs(measure(dst).click_sec - (truth.click_sec + 0.2)) <= CLICK_TOLERANCE_SEC
+
+
+# -- every offset the models report, in the containers that trim exactly -----------------------
+
+OFFSET_GRID = [round(-2.0 + 0.2 * k, 1) for k in range(21)]  # the models' range, in their 0.2 s steps
+# AAC at 44.1 kHz mono and at 16 kHz, as the real clips in ../shared/media are.
+EDIT_LIST_CLIPS = [Clip(rate=44100, layout="mono"), Clip(rate=16000, layout="mono", vcodec="mpeg4")]
+
+
+def decoded(path: Path) -> tuple[np.ndarray, tuple[int, int]]:
+    with MediaReader(path, torchvision_compat=False) as r:
+        return r.read_audio(0, r.audio_span[1]), r.audio_span
+
+
+@pytest.mark.parametrize("offset", [-2.0, -1.0, 0.01, 1.0, 2.0])
+@pytest.mark.parametrize("suffix", [".mp4", ".mov"])
+@pytest.mark.parametrize("clip", EDIT_LIST_CLIPS, ids=lambda c: c.name)
+def test_an_edit_list_output_moves_the_sound_exactly_for_any_offset(
+    media_root: Path, tmp_path: Path, clip: Clip, suffix: str, offset: float
+) -> None:
+    """Regression: advancing by >= 1 s failed ("lands +40 ms off"); delaying played the priming.
+
+    Advanced by a second or more, the output kept audio packets over 1 s before zero, which
+    FFmpeg's MP4 demuxer skips and then times one sample off. Delayed, the muxer's edit list
+    started at the AAC priming frame the source's edit list skipped, so a codec frame of
+    warm-up sound played before the real first sample.
+    """
+    truth = cached_clip(media_root, clip)
+    dst = tmp_path / f"fixed{suffix}"
+    fix_offset(truth.path, dst, offset)
+    before, after = probe(truth.path), probe(dst)
+    one_sample = 1 / clip.rate
+    assert after.audio.start_sec == pytest.approx(max(0.0, before.audio.start_sec + offset), abs=one_sample)
+    assert after.audio.end_sec == pytest.approx(before.audio.end_sec + offset, abs=one_sample)
+    assert after.video_span == before.video_span
+    assert abs(measure(dst).click_sec - (truth.click_sec + offset)) <= CLICK_TOLERANCE_SEC
+    if offset > 0:  # the same packets from the first on: the same sound, sample for sample
+        src_audio, _ = decoded(truth.path)
+        out_audio, (lo, _) = decoded(dst)
+        assert lo == round(offset * 16000)
+        np.testing.assert_allclose(out_audio[lo : lo + 8000], src_audio[:8000], rtol=0, atol=1e-6)
+
+
+REAL_CLIPS = [
+    "vggsound_3qesirWAGt4_25fps_256side_16k.mp4",
+    "lrs3_C8zY0oAdQrs_00018_25fps_256side_16k.mp4",
+    "vggsound_3qesirWAGt4_original_30fps_44k.mp4",
+    "vggsound_ZYc410CE4Rg_original_30fps_44k.mp4",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+@pytest.mark.parametrize("name", REAL_CLIPS)
+def test_the_real_clips_are_fixed_exactly_over_the_whole_offset_grid(
+    shared_dir: Path, tmp_path: Path, name: str, suffix: str
+) -> None:
+    """Every offset from -2 to +2 s in 0.2 s steps: the sound lands where the offset puts it.
+
+    Measured on the decoded 16 kHz audio: the lag that best aligns output and input (cross-
+    correlation over +-20 samples) must be the offset exactly; MP4/MOV also start and end
+    exactly (their edit lists trim sample-exactly), Matroska ends exactly and starts after a
+    dropped codec frame or two.
+    """
+    src = shared_dir / "media" / name
+    before = probe(src)
+    src_audio, (src_lo, src_hi) = decoded(src)
+    for offset in OFFSET_GRID:
+        dst = tmp_path / f"fixed{suffix}"
+        fix_offset(src, dst, offset, force=True)
+        after = probe(dst)
+        assert after.video_span == before.video_span, offset
+        assert after.audio.end_sec == pytest.approx(before.audio.end_sec + offset, abs=1e-3), offset
+        start = max(0.0, before.audio.start_sec + offset)
+        if suffix == ".mkv":
+            assert start - 1e-3 <= after.audio.start_sec <= start + 2 * 1024 / before.audio.sample_rate + 1e-3
+        else:
+            assert after.audio.start_sec == pytest.approx(start, abs=1 / before.audio.sample_rate), offset
+        out_audio, (lo, hi) = decoded(dst)
+        k = round(offset * 16000)
+        a, b = max(lo, src_lo + k) + 1600, min(hi, src_hi + k) - 1600
+        lags = range(-20, 21)
+        corr = [float(np.dot(out_audio[a:b], src_audio[a - k - lag : b - k - lag])) for lag in lags]
+        # Matroska stores milliseconds: its audio may sit up to half a millisecond off.
+        assert abs(lags[int(np.argmax(corr))]) <= (8 if suffix == ".mkv" else 0), offset
+
+
+def test_a_fix_removes_what_killed_fixes_to_the_same_output_left(media_root: Path, tmp_path: Path) -> None:
+    """Regression: a kill -9 during fix left its temporary file (``.NAME.XXXXXXXX.incomplete.EXT``,
+    ``.avsync-tmp.EXT`` in 0.1.0) for good.
+
+    The next fix to that output removes them once a minute old; nothing else is touched.
+    """
+    src = cached_clip(media_root, Clip()).path
+    dst = tmp_path / "fixed.mp4"
+    hour_ago = time.time() - 3600
+    stale = [
+        tmp_path / ".fixed.mp4.k3_9zq0a.incomplete.mp4",
+        tmp_path / ".fixed.mp4.abcdefgh.incomplete.mp4",
+        tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mp4",  # as avsync 0.1.0 named them
+    ]
+    kept = [
+        tmp_path / ".fixed.mp4.young123.incomplete.mp4",  # may be a fix still running
+        tmp_path / ".fixed.mp4.abcdefgh.incomplete",  # another writer's (no extension)
+        tmp_path / ".other.mp4.abcdefgh.avsync-tmp.mp4",  # another output's
+        tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mkv",  # another container's
+        tmp_path / ".fixed.mp4.abcdefg.avsync-tmp.mp4",  # not what tempfile names (7 characters)
+        tmp_path / "fixed.mp4.abcdefgh.avsync-tmp.mp4",  # not hidden
+        tmp_path / ".fixed.mp4.abcdefgh.avsync-tmp.mp4.keep",
+        tmp_path / "notes.txt",
+    ]
+    for path in stale + kept:
+        path.write_bytes(b"partial output")
+        if "young" not in path.name:
+            os.utime(path, (hour_ago, hour_ago))
+    folder = tmp_path / ".fixed.mp4.dirdirdi.avsync-tmp.mp4"  # a folder of that name is not ours
+    folder.mkdir()
+    os.utime(folder, (hour_ago, hour_ago))
+    fix_offset(src, dst, 0.2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in [*kept, folder, dst])
 
 
 # -- refusals and failures --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The avsync.result/1 JSON: fields, meanings, rounding, failures and the round trip."""
+"""The avsync.result/1.1 JSON: fields, meanings, rounding, failures, the round trip, /1 records."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ MODEL = ModelInfo("sparsesync-vggsound-21", "sparsesync", "/cache/22-09-21T21-00
 KEYS = [
     "schema", "path", "ok", "error", "model", "offset_sec", "offset_words", "offset_class",
     "at_range_edge", "confidence", "agreement", "drift_sec_per_min", "grid", "range_sec",
-    "resolution_sec", "windows", "duration_sec", "file_size", "file_mtime", "elapsed_sec", "sign",
-    "clock",
+    "resolution_sec", "posterior", "trend", "windows", "duration_sec", "file_size", "file_mtime",
+    "elapsed_sec", "sign", "clock",
 ]  # fmt: skip
 WINDOW_KEYS = ["start_sec", "shift_sec", "logits", "probs", "offset_sec", "confidence"]
 
@@ -44,7 +44,7 @@ def test_schema_fields_in_order(tmp_path):
     result, video = make_result(tmp_path)
     d = result.to_dict()
     assert list(d) == KEYS
-    assert d["schema"] == SCHEMA == "avsync.result/1"
+    assert d["schema"] == SCHEMA == "avsync.result/1.1"
     assert d["ok"] is True and d["error"] is None
     assert d["model"] == {"name": MODEL.name, "family": "sparsesync", "checkpoint": MODEL.checkpoint}
     assert d["sign"] == clock.SIGN and d["clock"] == clock.CLOCK
@@ -137,3 +137,32 @@ def test_window_from_logits_rejects_bad_logits():
 def test_model_family_is_checked():
     with pytest.raises(ValueError, match="family"):
         ModelInfo("x", "syncnet")
+
+
+def test_the_combined_posterior_and_the_trend_are_stored(tmp_path):
+    # Views (the CLI's top-3, the sync map's drift line) read these instead of recomputing them.
+    result, _ = make_result(tmp_path, n=6)
+    d = result.to_dict()
+    agg = aggregate(np.array([w.probs for w in result.windows]), GRID, [w.start_sec for w in result.windows])
+    assert d["posterior"] == pytest.approx(list(agg.posterior), rel=1e-5, abs=1e-12)
+    assert max(range(21), key=d["posterior"].__getitem__) == d["offset_class"]
+    assert d["trend"]["kind"] == "constant" and d["trend"]["jump"] is None
+    line = d["trend"]["line"]
+    assert line["slope_sec_per_min"] == pytest.approx(agg.trend.slope_sec_per_min, abs=1e-6)
+    assert (line["t_first_sec"], line["t_last_sec"]) == (0.0, 25.0)
+    again = SyncResult.from_dict(json.loads(json.dumps(d)))
+    assert again.trend_kind == "constant" and again.to_dict() == d
+
+
+def test_fewer_than_three_windows_and_failures_store_no_trend(tmp_path):
+    assert make_result(tmp_path, n=2)[0].to_dict()["trend"] is None
+    failed = SyncResult.failed(tmp_path / "x.mp4", "no audio stream", model=MODEL).to_dict()
+    assert failed["posterior"] == [] and failed["trend"] is None
+
+
+def test_a_version_1_0_record_is_still_read(tmp_path):
+    d = make_result(tmp_path)[0].to_dict()
+    d["schema"] = "avsync.result/1"
+    del d["posterior"], d["trend"]
+    old = SyncResult.from_dict(d)
+    assert old.posterior == () and old.trend is None and old.offset_sec == pytest.approx(0.4)

@@ -10,7 +10,7 @@ import pytest
 from helpers.report_examples import GRID3, SYNCHFORMER, failed, result
 
 from sparsesync_cli.errors import AvsyncError, UsageError
-from sparsesync_cli.report.svg import PALETTE_TOP, VIRIDIS
+from sparsesync_cli.report.svg import VIRIDIS
 from sparsesync_cli.report.syncmap import (
     LOW_CONFIDENCE,
     MAX_COLUMNS,
@@ -108,7 +108,7 @@ def test_colours_follow_the_probabilities(thumbnail):
     for g, w in zip(columns, res["windows"], strict=True):
         p = np.array(w["probs"])
         best = int(p.argmax())
-        assert cell_of_class(g, best, 21, root).get("fill") == PALETTE_TOP
+        assert cell_of_class(g, best, 21, root).get("fill") == VIRIDIS[-1]  # the top of the palette
         # A class with under 1/100 of the top probability gets the palette's bottom colour.
         for k in np.flatnonzero(p < p.max() / 100):
             assert cell_of_class(g, int(k), 21, root).get("fill") == VIRIDIS[0]
@@ -131,22 +131,29 @@ def test_low_confidence_windows_are_marked():
     assert "window confidence &lt; 0.5" in sync_map_svg(res)
 
 
-def test_drift_line_is_the_least_squares_fit_of_the_windows_and_labelled_with_the_reported_rate():
+def test_drift_line_is_the_stored_trend_and_labelled_with_the_reported_rate():
     res = result("long.mp4", 0.2, n_windows=48, drift_per_min=0.25, seed=4)
+    # The stored robust fit differs from a least-squares fit of the window means: the map must
+    # draw the stored line (the one its label's rate belongs to), not refit the windows.
+    res["trend"]["line"]["intercept_sec"] += 0.3
+    line_fit = res["trend"]["line"]
     svg = sync_map_svg(res)
     root = parse(svg)
     line = group(root, "drift-line").find(f"{NS}line")
     x_axis, y_axis = axis(root, "xtick"), axis(root, "ytick")
     centres = np.array([w["start_sec"] + 2.5 for w in res["windows"]])
-    means = np.array([np.dot(w["probs"], res["grid"]) for w in res["windows"]])
-    slope, icpt = np.polyfit(centres, means, 1)
     for xa, ya in (("x1", "y1"), ("x2", "y2")):
-        t = to_value(float(line.get(xa)), x_axis)
-        assert to_value(float(line.get(ya)), y_axis) == pytest.approx(slope * t + icpt, abs=0.01)
+        t = to_value(float(line.get(xa)), x_axis)  # a window centre; its used part starts 2.5 s earlier
+        stored = line_fit["intercept_sec"] + line_fit["slope_sec_per_min"] * (t - 2.5) / 60
+        assert to_value(float(line.get(ya)), y_axis) == pytest.approx(stored, abs=0.01)
     assert to_value(float(line.get("x1")), x_axis) == pytest.approx(centres[0], abs=0.05)
     assert to_value(float(line.get("x2")), x_axis) == pytest.approx(centres[-1], abs=0.05)
-    assert slope * 60 == pytest.approx(0.25, abs=0.08)  # the constructed windows do drift
     assert "drift +0.25 s/min" in svg
+    # A version 1.0 record has no stored trend: the drift is stated, no line is made up.
+    old = {**res, "schema": "avsync.result/1"}
+    del old["trend"], old["posterior"]
+    old_svg = sync_map_svg(old)
+    assert group(parse(old_svg), "drift-line") is None and "drift +0.25 s/min" in old_svg
     # 48 windows x 5 s = 4 minutes: the time axis switches to m:ss.
     labels = [e.text for e in root.iter(f"{NS}text")]
     assert "1:00" in labels and "4:00" in labels
@@ -197,7 +204,7 @@ def test_malformed_windows_are_a_clear_error_and_logits_alone_suffice():
     root = parse(sync_map_svg(res))
     g = next(g for g in root.iter(f"{NS}g") if g.get("data-window") == "0")
     best = int(np.argmax(result("m.mp4", 0.4, seed=2)["windows"][0]["logits"]))
-    assert cell_of_class(g, best, 21, root).get("fill") == PALETTE_TOP
+    assert cell_of_class(g, best, 21, root).get("fill") == VIRIDIS[-1]  # the top of the palette
 
 
 def test_long_files_are_summarised_to_a_bounded_number_of_columns():

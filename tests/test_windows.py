@@ -14,7 +14,6 @@ from sparsesync_cli.analysis.windows import (
     SYNCHFORMER_GEOMETRY,
     Window,
     WindowGeometry,
-    batched,
     check_window,
     clip_range,
     plan_windows,
@@ -72,7 +71,7 @@ def test_the_shorter_stream_decides():
     # 30 s of video but only 12 s of audio: windows stop where the audio stops.
     windows = plan_windows(*spans(30.0, audio_seconds=12.0))
     assert starts(windows) == [0, 125, 175]  # 175 = aligned to the end of the audio (12 s)
-    assert SPARSESYNC_GEOMETRY.audio_range(windows[-1])[1] == 12 * SR
+    assert SPARSESYNC_GEOMETRY.used_audio_range(windows[-1])[1] == 12 * SR
 
 
 def test_audio_without_video_overlap_is_too_short():
@@ -86,7 +85,7 @@ def test_positive_shift_reads_later_audio_and_ends_earlier():
     assert all(w.shift_sec == 0.4 for w in windows)
     # The audio ends at 20 s, so the last window's picture ends 0.4 s before.
     assert starts(windows) == [0, 125, 250, 365]
-    assert SPARSESYNC_GEOMETRY.audio_range(windows[-1])[1] == 20 * SR
+    assert SPARSESYNC_GEOMETRY.used_audio_range(windows[-1])[1] == 20 * SR
 
 
 def test_negative_shift_starts_where_the_shifted_audio_exists():
@@ -155,12 +154,13 @@ def test_range_near_the_end_reports_the_overlap_left():
 
 def test_synchformer_uses_4_8_s_and_starts_two_frames_before_the_stream():
     g = SYNCHFORMER_GEOMETRY
-    assert g.used_sec == pytest.approx(4.8) and g.used_offset_sec == pytest.approx(0.08)
+    assert g.used_sec == pytest.approx(4.8) and g.used_frames[0] / 25 == pytest.approx(0.08)
     windows = plan_windows(*spans(10.0), g)
     assert windows == [Window(-2, -1280), Window(118, 118 * 640)]
     assert [g.used_video_range(w) for w in windows] == [(0, 120), (120, 240)]
     assert [g.used_audio_range(w) for w in windows] == [(0, 76800), (76800, 153600)]
-    assert g.video_range(windows[0]) == (-2, 123)  # the margins stick out; the model never sees them
+    # The margins stick out (frames -2 and -1); the model never sees them.
+    assert (windows[0].frame_start, windows[0].frame_start + g.frames) == (-2, 123)
 
 
 def test_synchformer_short_file_needs_4_8_s():
@@ -170,8 +170,11 @@ def test_synchformer_short_file_needs_4_8_s():
 
 
 def test_geometry_rejects_unsynchronised_used_parts():
-    with pytest.raises(AssertionError):
+    # A ValueError, not an assert: it must hold under `python -O` too.
+    with pytest.raises(ValueError, match="not the same time"):
         WindowGeometry(used_frames=(2, 122), used_samples=(0, 76800))
+    with pytest.raises(ValueError, match="not inside"):
+        WindowGeometry(used_frames=(0, 130), used_samples=(0, 83200))
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -239,13 +242,6 @@ def test_clip_range_pads_outside_the_stream():
     assert clip_range(240, 365, (0, 250)) == (240, 250, 0, 115)
     assert clip_range(300, 310, (0, 250)) == (300, 300, 0, 10)
     assert clip_range(10, 20, (0, 250)) == (10, 20, 0, 0)
-
-
-def test_batched():
-    assert list(batched(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
-    assert list(batched([], 3)) == []
-    with pytest.raises(ValueError):
-        list(batched(range(3), 0))
 
 
 def test_an_anchor_window_keeps_the_papers_arithmetic_and_the_rest_follow_it():

@@ -170,14 +170,6 @@ def desync_aggregated(agg: Aggregate) -> float:
     return abs(agg.offset_sec)
 
 
-def mean_desync(per_file: Iterable[float]) -> float:
-    """The dataset score: the mean of the per-file scores (av-benchmark's final number)."""
-    scores = np.asarray(list(per_file), dtype=np.float64)
-    if scores.size == 0:
-        raise ValueError("no files to average")
-    return float(scores.mean())
-
-
 # --- Scoring files (``avsync score``) ---
 
 AV_BENCHMARK_SHORT_SIDE = 224  # av-benchmark: Resize(224, bicubic) then CenterCrop(224)

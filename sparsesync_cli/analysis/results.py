@@ -1,4 +1,4 @@
-"""What avsync reports per file: frozen dataclasses and their JSON form ``avsync.result/1``.
+"""What avsync reports per file: frozen dataclasses and their JSON form ``avsync.result/1.1``.
 
 ``SyncResult.to_dict()`` is the one JSON object per file that ``--json``/``--jsonl`` write and
 the HTML report reads; ``from_dict`` reads it back. Keys and meanings (stable; a change of
@@ -13,13 +13,21 @@ meaning gets a new schema string):
   drift was found);
 - ``grid`` (class offsets, s), ``range_sec`` ([first, last] class), ``resolution_sec`` (class step);
   a failure recorded without the model's grid has ``[]``, null and null;
+- ``posterior`` (1.1): the combined per-class posterior the offset and confidence come from
+  (``[]`` for a failure), so views never recompute it;
+- ``trend`` (1.1): the fitted trend of the per-window offsets against file time, null below 3
+  windows or for a failure: ``kind`` ("constant", "drift" or "jump"), ``line`` (the robust line
+  fit: ``slope_sec_per_min``, ``intercept_sec`` at file time 0, ``t_first_sec``/``t_last_sec``
+  the window start times it spans, ``inliers``) and ``jump`` (null, or ``at_sec``,
+  ``before_sec``, ``after_sec``, ``inliers``); times are where each window's used part starts;
 - ``windows``: per window ``start_sec`` (file time where the part the model uses starts),
   ``shift_sec`` (audio read that much later, a simulated offset), ``logits``, ``probs``,
   ``offset_sec`` (its best class) and ``confidence`` (its mass within 0.2 s of that class);
 - ``duration_sec``, ``file_size`` (bytes), ``file_mtime`` (seconds since the epoch, exact:
   resuming compares it), ``elapsed_sec``; ``sign`` and ``clock``: the conventions, spelled out.
 
-Numbers are rounded for reading, not for science: seconds and scores to 1e-6, probabilities to 6
+Readers accept ``avsync.result/1`` records too (no ``posterior`` and ``trend``; read as empty
+and null). Numbers are rounded for reading, not for science: seconds and scores to 1e-6, probabilities to 6
 significant digits, logits to 1e-6 (conformance checks need 1e-4). Non-finite numbers become null.
 """
 
@@ -37,8 +45,11 @@ from .. import clock
 from ..errors import AvsyncError
 from ..families import get_family
 from .aggregate import Aggregate, describe, window_verdict
+from .trend import Jump, Trend
 
-SCHEMA = "avsync.result/1"
+SCHEMA = "avsync.result/1.1"  # what this version writes
+SCHEMA_MAJOR = "avsync.result/1"  # the family of records readers understand (named in errors)
+READABLE_SCHEMAS = frozenset({SCHEMA_MAJOR, SCHEMA})
 
 
 def _num(x: float | None, digits: int = 6) -> float | None:
@@ -152,6 +163,16 @@ class SyncResult:
     file_size: int | None = None
     file_mtime: float | None = None
     elapsed_sec: float | None = None
+    posterior: tuple[float, ...] = ()  # the combined per-class posterior (empty for a failure)
+    trend: Trend | None = None  # the line fit of the window offsets (from 3 windows on)
+    jump: Jump | None = None  # a single change of offset, when one was found
+
+    @property
+    def trend_kind(self) -> str | None:
+        """``"drift"``, ``"jump"`` or ``"constant"``; None when no trend was fitted."""
+        if self.trend is None:
+            return None
+        return "jump" if self.jump is not None else "drift" if self.trend.significant else "constant"
 
     @property
     def range_sec(self) -> tuple[float, float] | None:
@@ -197,6 +218,9 @@ class SyncResult:
             file_size=size,
             file_mtime=mtime,
             elapsed_sec=elapsed_sec,
+            posterior=tuple(aggregate.posterior),
+            trend=aggregate.trend,
+            jump=aggregate.jump,
         )
 
     @classmethod
@@ -241,7 +265,7 @@ class SyncResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``avsync.result/1`` object (key order as documented)."""
+        """The ``avsync.result/1.1`` object (key order as documented)."""
         rng = self.range_sec
         return {
             "schema": SCHEMA,
@@ -259,6 +283,8 @@ class SyncResult:
             "grid": [_num(x) for x in self.grid],
             "range_sec": [_num(rng[0]), _num(rng[1])] if rng else None,
             "resolution_sec": _num(self.resolution_sec),
+            "posterior": [_sig(x) for x in self.posterior],
+            "trend": self._trend_dict(),
             "windows": [w.to_dict() for w in self.windows],
             "duration_sec": _num(self.duration_sec),
             "file_size": self.file_size,
@@ -268,11 +294,36 @@ class SyncResult:
             "clock": clock.CLOCK,
         }
 
+    def _trend_dict(self) -> dict[str, Any] | None:
+        t, j = self.trend, self.jump
+        if t is None:
+            return None
+        return {
+            "kind": self.trend_kind,
+            "line": {
+                "slope_sec_per_min": _num(t.slope_sec_per_min),
+                "intercept_sec": _num(t.intercept_sec),
+                "t_first_sec": _num(t.t_first_sec),
+                "t_last_sec": _num(t.t_last_sec),
+                "inliers": _num(t.inliers),
+            },
+            "jump": None
+            if j is None
+            else {
+                "at_sec": _num(j.at_sec),
+                "before_sec": _num(j.before_sec),
+                "after_sec": _num(j.after_sec),
+                "inliers": _num(j.inliers),
+            },
+        }
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SyncResult:
-        """Read an ``avsync.result/1`` object back (``ValueError`` for another schema)."""
-        if d.get("schema") != SCHEMA:
-            raise ValueError(f"not an {SCHEMA} object (schema {d.get('schema')!r})")
+        """Read an ``avsync.result/1.1`` or ``/1`` object back (``ValueError`` for another schema)."""
+        if d.get("schema") not in READABLE_SCHEMAS:
+            raise ValueError(f"not an {SCHEMA_MAJOR} object (schema {d.get('schema')!r})")
+        trend = d.get("trend")
+        line, jump = (trend["line"], trend["jump"]) if trend else (None, None)
         return cls(
             path=d["path"],
             ok=d["ok"],
@@ -291,4 +342,7 @@ class SyncResult:
             file_size=d["file_size"],
             file_mtime=d["file_mtime"],
             elapsed_sec=d["elapsed_sec"],
+            posterior=tuple(d.get("posterior") or ()),
+            trend=None if line is None else Trend(significant=trend["kind"] == "drift", **line),
+            jump=None if jump is None else Jump(**jump),
         )

@@ -159,7 +159,8 @@ def fit_trend(
     y = np.asarray(offsets_sec, dtype=np.float64)[order]
     w = np.maximum(np.asarray(weights, dtype=np.float64)[order], 1e-3)
     n = t.size
-    assert n >= 3, "a trend needs at least 3 windows"
+    if n < 3:
+        raise ValueError(f"a trend needs at least 3 windows, got {n}")
     w = w * (n / w.sum())  # certainty weights with mean 1, so that BIC's n stays the window count
     mix = _Mixture(step, 1.0 / (range_sec + step))
     ones = np.ones(n)

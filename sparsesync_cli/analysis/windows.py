@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -75,29 +75,22 @@ class WindowGeometry:
     def __post_init__(self) -> None:
         f0, f1 = self.used_frames
         s0, s1 = self.used_samples
-        assert 0 <= f0 < f1 <= self.frames, self.used_frames
-        assert 0 <= s0 < s1 <= self.samples, self.used_samples
+        if not (0 <= f0 < f1 <= self.frames and 0 <= s0 < s1 <= self.samples):
+            raise ValueError(
+                f"used part {self.used_frames} frames / {self.used_samples} samples is not inside "
+                f"a window of {self.frames} frames / {self.samples} samples"
+            )
         # Picture and sound the model sees must be the same stretch of time, else every
         # prediction would carry a built-in offset.
-        assert f0 * SAMPLES_PER_FRAME == s0 and f1 * SAMPLES_PER_FRAME == s1, (self.used_frames, s0, s1)
+        if f0 * SAMPLES_PER_FRAME != s0 or f1 * SAMPLES_PER_FRAME != s1:
+            raise ValueError(
+                f"used frames {self.used_frames} and samples {self.used_samples} are not the same time"
+            )
 
     @property
     def used_sec(self) -> float:
         """Length of the used part in seconds (5.0 for SparseSync, 4.8 for Synchformer)."""
         return (self.used_frames[1] - self.used_frames[0]) / clock.VIDEO_FPS
-
-    @property
-    def used_offset_sec(self) -> float:
-        """How far into the window the used part starts (0.08 s for Synchformer)."""
-        return self.used_frames[0] / clock.VIDEO_FPS
-
-    def video_range(self, w: Window) -> Span:
-        """All frames the model reads for ``w`` (``[first, end)``, may stick out of the stream)."""
-        return w.frame_start, w.frame_start + self.frames
-
-    def audio_range(self, w: Window) -> Span:
-        """All samples the model reads for ``w``."""
-        return w.sample_start, w.sample_start + self.samples
 
     def used_video_range(self, w: Window) -> Span:
         """The frames of ``w`` that can influence the prediction."""
@@ -296,20 +289,6 @@ def clip_range(first: int, end: int, span: Span) -> tuple[int, int, int, int]:
     read_first = min(max(first, span[0]), end)
     read_end = max(min(end, span[1]), read_first)
     return read_first, read_end, read_first - first, end - read_end
-
-
-def batched(items: Iterable[T], batch_size: int) -> Iterator[list[T]]:
-    """Consecutive lists of ``batch_size`` items (the last may be shorter)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def window_starts_sec(windows: Sequence[Window], geometry: WindowGeometry) -> list[float]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 
 _INTERP = re.compile(r"\$\{([^${}]+)\}")
 _MAX_DEPTH = 32  # interpolation chains longer than this are surely cycles
@@ -31,8 +31,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid YAML"
-        raise ConfigError(f"not a valid YAML config ({first})", path) from None
+        raise ConfigError(f"not a valid YAML config ({first_line(e, 'invalid YAML')})", path) from None
     if not isinstance(data, Mapping):
         raise ConfigError("not a config: the YAML top level is not a mapping", path)
     try:

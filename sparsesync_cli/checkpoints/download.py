@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from ..errors import DownloadError
+from ..errors import DownloadError, first_line
 from .checksum import Digests, forget, hash_file, mismatch, record_path, verify_file, write_record
 from .fetch import DownloadOptions, fetch_to_partial, storage_error
 from .registry import ModelEntry, Source
@@ -285,7 +285,7 @@ def _ensure_hub(entry: ModelEntry, source: Source, progress: ProgressCallback | 
             "not in the Hugging Face cache and the Hub cannot be reached (no network?)", source.location
         ) from None
     except (EntryNotFoundError, HfHubHTTPError) as e:
-        raise DownloadError(_first_line(e), source.location) from None
+        raise DownloadError(first_line(e), source.location) from None
     except OSError as e:
         raise storage_error(e, hub_cache) from None
     folder = model_cache_dir(entry)
@@ -343,8 +343,3 @@ def _cached_path(entry: ModelEntry, source: Source) -> Path | None:
         source.hf_repo or "", source.hf_filename or "", cache_dir=hf_cache_dir(), revision=source.hf_revision
     )
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip() or type(e).__name__
-    return text.splitlines()[0]

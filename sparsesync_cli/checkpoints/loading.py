@@ -26,7 +26,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -243,8 +243,7 @@ def _read_pickle(path: str) -> Any:
             ) from None
         except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError,
                 RuntimeError, KeyError, IndexError, AttributeError, OSError) as e:  # fmt: skip
-            cause = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(f"corrupt checkpoint ({cause})", path) from None
+            raise CheckpointError(f"corrupt checkpoint ({first_line(e)})", path) from None
 
 
 def _plain(obj: Any, where: str = "args") -> Any:

@@ -11,6 +11,14 @@ GAP_TOLERANCE_SEC starts a new segment at the frame's own position (silence fill
 overlap is dropped). After a seek the resampler restarts on an input sample whose phase against
 the 16 kHz grid equals that of a sequential decode, and the first SEEK_PREROLL_SEC of output
 (decoder and resampler warm-up) is discarded, so reads after a seek match a sequential decode.
+
+Only codecs whose decoder forgets its past within that pre-roll are sought in the file
+(SEEK_EXACT_CODECS). The others carry state from the first packet on: FFmpeg's AAC decoder draws
+perceptual noise substitution (PNS) from a random generator that runs through the whole stream
+and is not reset by a seek, AC-3 dithers the same way, Opus' CELT layer folds noise from a seed.
+A seek there gives other noise values than a sequential decode (AAC: up to ~1e-3 on ~10 % of the
+samples of a noisy clip). For them a jump decodes every packet from the start (cheap: no
+resampling, audio decodes at hundreds of times real time) and resamples only from the pre-roll on.
 """
 
 from __future__ import annotations
@@ -35,6 +43,30 @@ SEEK_PREROLL_SEC = 0.5  # decoded before a seek target and discarded (AAC/MP3/Op
 FORWARD_DECODE_LIMIT_SEC = 30.0  # a forward jump up to this long is decoded through (audio is cheap)
 EOF_TOLERANCE_SEC = 0.05  # audio ending this much before the span's end is padded with silence
 KEEP_SAMPLES = 2 * SAMPLES_PER_WINDOW  # decoded samples kept behind the last read, for overlaps
+# Decoders whose output after SEEK_PREROLL_SEC no longer depends on where decoding started: no
+# random generator, and a bounded look-back (MP3's bit reservoir, an MDCT overlap).
+SEEK_EXACT_CODECS = frozenset(
+    {"flac", "alac", "mp1", "mp1float", "mp2", "mp2float", "mp3", "mp3float", "vorbis"}
+)
+
+
+# The files the paper's reader was used on: its own 16 kHz AAC re-encodes in MP4 (and MOV, the same
+# demuxer). Only there does its priming quirk describe what the models saw.
+AUTHORS_CODEC, AUTHORS_RATE, AUTHORS_DEMUXER = "aac", 16000, "mov,mp4"
+
+
+def in_authors_format(info: MediaInfo) -> bool:
+    """True for AAC at 16 kHz in MP4/MOV, the format the paper's pipeline re-encodes every clip to."""
+    return (
+        info.audio.codec == AUTHORS_CODEC
+        and info.audio.sample_rate == AUTHORS_RATE
+        and info.format_name.startswith(AUTHORS_DEMUXER)
+    )
+
+
+def seeks_exactly(codec: str) -> bool:
+    """True when a decode started by a seek gives what a sequential one does, after a pre-roll."""
+    return codec in SEEK_EXACT_CODECS or codec.startswith("pcm_")
 
 
 @dataclass(frozen=True)
@@ -67,7 +99,10 @@ class AudioDecoder(StreamDecoder):
 
     def __init__(self, path: str, info: MediaInfo, *, torchvision_compat: bool = False) -> None:
         super().__init__(path, info, info.audio.index)
-        self._torchvision_compat = torchvision_compat
+        # Elsewhere the authors' pipeline would have re-encoded the file first, so their reader's
+        # quirk does not reproduce it: such files decode as a player does.
+        self._torchvision_compat = torchvision_compat and in_authors_format(info)
+        self._seekable = seeks_exactly(info.audio.codec)
         self._grid: _FrameGrid | None = None  # learned on the first seek
         self._reset(None)
 
@@ -87,6 +122,8 @@ class AudioDecoder(StreamDecoder):
         self._drop_before = self._buf_start  # samples before this are warm-up, never served
         self._skip_in = 0  # input samples still to drop to reach the phase-aligned restart point
         self._seek_align = False  # the next segment must start phase-aligned (set by a seek)
+        self._skip_until: int | None = None  # decode without resampling frames ending before this
+        self._decoded_to: int | None = None  # end of the last decoded frame (stream time base)
 
     # -- placing resampled samples ---------------------------------------------------------------
     def _emit(self, frames: list[Any]) -> None:
@@ -166,6 +203,12 @@ class AudioDecoder(StreamDecoder):
                 self._eof = True
                 self._flush_segment()
                 break
+            if frame.pts is not None and frame.sample_rate:
+                duration = timing.rescale(frame.samples, Fraction(1, frame.sample_rate), self._tb)
+                self._decoded_to = frame.pts - self._origin + duration
+                if self._skip_until is not None and self._decoded_to <= self._skip_until:
+                    continue  # decoded only for the decoder's state (see the module docstring)
+            self._skip_until = None
             self._feed(frame)
             self._trim(min(first, self._pos - KEEP_SAMPLES))
 
@@ -210,6 +253,9 @@ class AudioDecoder(StreamDecoder):
         return _FrameGrid(rate, first, first + f0.samples, frames[-1].samples)
 
     def _seek(self, target: int) -> None:
+        if not self._seekable:
+            self._decode_through(target)
+            return
         margin = SEEK_PREROLL_SEC
         while True:
             t = target / SAMPLE_RATE - margin
@@ -237,6 +283,29 @@ class AudioDecoder(StreamDecoder):
                     self._feed(first)
                     return
             margin *= 2
+
+    def _decode_through(self, target: int) -> None:
+        """Reach ``target`` by decoding every packet since the start, resampling from the pre-roll on.
+
+        The decoder continues where it is when that is before the pre-roll (a forward jump);
+        otherwise it restarts at the first packet, exactly as a sequential read does.
+        """
+        t = target / SAMPLE_RATE - SEEK_PREROLL_SEC
+        if t <= self._info.audio.start_sec:
+            self._restart()
+            return
+        if self._grid is None:
+            self._grid = self._learn_grid()
+        if self._frames is None or self._eof:
+            self._restart()
+        skip_until = timing.from_seconds(t, self._tb)
+        if self._decoded_to is not None and self._decoded_to > skip_until:
+            self._restart()  # the decoder is past the pre-roll: back to the first packet
+        frames, decoded_to = self._frames, self._decoded_to
+        self._reset(target)
+        self._frames, self._decoded_to = frames, decoded_to
+        self._skip_until = skip_until
+        self._seek_align = True
 
     # -- public ----------------------------------------------------------------------------------
     def read(self, first: int, count: int) -> np.ndarray:

@@ -31,13 +31,16 @@ class MediaReader:
     """Decode windows of one file as they are needed. Use as a context manager.
 
     ``audio_stream`` picks the N-th audio stream (0-based; default the first).
-    ``torchvision_compat`` (default on) starts the audio as the paper's reader does:
-    ``torchvision.io.read_video`` seeks to 0 first, which in an MP4 skips the AAC priming
+    ``torchvision_compat`` (default on) starts the audio of a file in the authors' format (AAC at
+    16 kHz in MP4/MOV, what the paper's pipeline re-encodes every clip to) as the paper's reader
+    does: ``torchvision.io.read_video`` seeks to 0 first, which in an MP4 skips the AAC priming
     packet, so the first ~36 ms of audio decode without their overlap (zeros and a ramp). The
     models' reference outputs were made, and the models trained, on audio decoded that way, and
     the spectrogram is standardised over the window, so these 36 ms move a window's logits by
     O(1) in the conformance fixtures. Placement is unchanged (still by timestamp); only the
-    values of the first codec frame differ. Pass False to decode them as a player does.
+    values of the first codec frame differ. Every other file (another codec, rate or container:
+    the authors would have re-encoded it first) decodes as a player does, as does every file
+    with False.
     ``short_side``: frames are scaled so their shorter side has this many pixels (the papers'
     256; av-benchmark's DeSync protocol uses 224).
 
@@ -62,11 +65,6 @@ class MediaReader:
         self.audio_span: tuple[int, int] = self.info.audio_span
         self._video = VideoDecoder(self.path, self.info, short_side)
         self._audio = AudioDecoder(self.path, self.info, torchvision_compat=torchvision_compat)
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) of the frames :meth:`read_frames` returns."""
-        return self._video.size
 
     def read_frames(self, first: int, count: int) -> np.ndarray:
         """Frames ``[first, first + count)`` of the 25 fps grid: ``(count, H, W, 3)`` uint8 RGB.

@@ -27,6 +27,14 @@ if TYPE_CHECKING:  # av is imported lazily: `avsync --help` must not pay for it
 TAIL_SCAN_SEC = 20.0  # the end of each stream is found by demuxing this much of the file's end
 FIRST_FRAME_SCAN_PACKETS = 4000  # give up looking for a first decodable frame after this many packets
 SQUARE_PIXEL_TOLERANCE = 0.01  # a sample aspect ratio within 1% of 1:1 is treated as square
+# Display geometry no player shows, refused so that no allocation follows a damaged header: real
+# non-square pixels stretch by at most 2x (anamorphic DV/DVD/HDV/2x scope), real pictures are at
+# most ~3.6:1 (32:9 panoramas); frames are scaled to a 256-pixel shorter side, so these bounds keep
+# a frame under 2048x256 and a window of frames under ~200 MB.
+MAX_PIXEL_STRETCH = 4  # a sample aspect ratio beyond 4:1 or 1:4
+MAX_DISPLAY_ASPECT = 8  # a displayed picture wider than 8:1 or taller than 1:8
+# The largest picture any codec level allows (AV1 level 7.x, 16384x8704); H.264/HEVC stop at 8192x4352.
+MAX_PICTURE_PIXELS = 16384 * 8704
 
 
 @dataclass(frozen=True)
@@ -229,12 +237,36 @@ def _sample_aspect(stream: Any) -> Fraction:
     return Fraction(sar)
 
 
+def check_geometry(width: int, height: int, sar: Fraction, path: str) -> None:
+    """MediaError (one line) for a stored size or display shape that no player shows."""
+    if width <= 0 or height <= 0 or width * height > MAX_PICTURE_PIXELS:
+        raise MediaError(
+            f"the video's picture size {width}x{height} is beyond what any codec level allows "
+            "(a damaged header?)",
+            path,
+        )
+    if not 1 / MAX_PIXEL_STRETCH <= sar <= MAX_PIXEL_STRETCH:
+        raise MediaError(
+            f"the video's sample aspect ratio {sar.numerator}:{sar.denominator} would stretch each picture "
+            f"{max(float(sar), 1 / float(sar)):.3g}x, beyond what any player shows (a damaged header?)",
+            path,
+        )
+    aspect = width * sar / height
+    if not 1 / MAX_DISPLAY_ASPECT <= aspect <= MAX_DISPLAY_ASPECT:
+        raise MediaError(
+            f"the video would display {width}x{height} pictures at an aspect of {float(aspect):.3g}:1, "
+            f"beyond what any player shows (a damaged header?)",
+            path,
+        )
+
+
 def probe(path: str | os.PathLike, *, audio_stream: int | None = None) -> MediaInfo:
     """Describe ``path``: its video stream, its audio streams, and where each starts and ends.
 
     ``audio_stream`` chooses the N-th audio stream (0-based) instead of the first. Raises
     MediaError (one line naming the file and the cause) for a missing, unreadable, empty or
-    non-media file, a file without video or without audio, or a stream that does not decode.
+    non-media file, a file without video or without audio, a stream that does not decode, or a
+    display geometry no player shows (see :func:`check_geometry`).
     """
     p = os.fspath(path)
     container = open_input(p)
@@ -265,6 +297,7 @@ def _probe_open(container: Any, path: str, audio_stream: int | None) -> MediaInf
     sar = _sample_aspect(vstream)
     rotation = round(-float(getattr(vframe, "rotation", 0) or 0) / 90.0) * 90 % 360
     width, height = vframe.width, vframe.height
+    check_geometry(width, height, sar, path)
     disp_w, disp_h = (round(width * sar), height)
     if rotation in (90, 270):
         disp_w, disp_h = disp_h, disp_w

@@ -43,11 +43,6 @@ def origin_in(time_base: Fraction, origin_us: int) -> int:
     return rescale(origin_us, MICROSECOND, time_base)
 
 
-def to_seconds(pts: int, time_base: Fraction, origin: int = 0) -> float:
-    """File time in seconds of ``pts``."""
-    return float((pts - origin) * time_base)
-
-
 def from_seconds(t_sec: float, time_base: Fraction, origin: int = 0) -> int:
     """The timestamp (in ``time_base``, rounded down) of file time ``t_sec``."""
     return rescale_floor(1, Fraction(t_sec), time_base) + origin

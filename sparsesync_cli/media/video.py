@@ -36,6 +36,21 @@ SCALE_THREADS = min(
 MAX_EOF_HOLD_FRAMES = 2  # beyond the last picture's own duration, hold it this many grid frames at most
 
 
+def scaled_size(
+    width: int, height: int, sar: Fraction, rotation: int, short_side: int = SHORT_SIDE
+) -> tuple[int, int]:
+    """(W, H) the displayed picture is scaled to (shorter side ``short_side``), before the even crop.
+
+    Same arithmetic as the scale expression of the paper's ffmpeg command (double, truncated).
+    Bounded because probe refuses geometry no player shows (see ``probe.check_geometry``).
+    """
+    dw: float = width * float(sar) if sar != 1 else width
+    dh: float = height
+    if rotation in (90, 270):
+        dw, dh = dh, dw
+    return int(dw * short_side / min(dw, dh)), int(dh * short_side / min(dw, dh))
+
+
 def output_size(
     width: int, height: int, sar: Fraction, rotation: int, short_side: int = SHORT_SIDE
 ) -> tuple[int, int]:
@@ -44,32 +59,25 @@ def output_size(
     With square pixels and no rotation this is exactly ffmpeg's
     ``scale=iw*256/min(iw,ih):ih*256/min(iw,ih),crop=trunc(iw/2)*2:trunc(ih/2)*2``.
     """
-    dw: float = width * float(sar) if sar != 1 else width
-    dh: float = height
-    if rotation in (90, 270):
-        dw, dh = dh, dw
-    w = int(dw * short_side / min(dw, dh))
-    h = int(dh * short_side / min(dw, dh))
+    w, h = scaled_size(width, height, sar, rotation, short_side)
     return w - w % 2, h - h % 2
 
 
 class _Scaler:
     """The paper's per-picture filter chain, rebuilt when the decoded format or size changes."""
 
-    def __init__(self, rotation: int, sar: Fraction, time_base: Fraction, short_side: int) -> None:
-        self._rotation, self._sar, self._tb, self._short = rotation, sar, time_base, short_side
+    def __init__(self, rotation: int, time_base: Fraction, scale_to: tuple[int, int]) -> None:
+        self._rotation, self._tb, self._scale_to = rotation, time_base, scale_to
         self._key: tuple[str, int, int] | None = None
         self._graph: Any = None
 
     def _build(self, fmt: str, width: int, height: int) -> None:
         import av
 
-        dw = width * float(self._sar) if self._sar != 1 else width
-        dh = height
-        if self._rotation in (90, 270):
-            dw, dh = dh, dw
-        # Same arithmetic as the scale expression of the paper's ffmpeg command (double, truncated).
-        sw, sh = int(dw * self._short / min(dw, dh)), int(dh * self._short / min(dw, dh))
+        # Every picture goes to the size the header's geometry gives, even one whose stored size
+        # differs (a damaged or resized stream): the output shape, and memory, stay what was
+        # planned from the header, which probe has bounded.
+        sw, sh = self._scale_to
         graph = av.filter.Graph()
         # Slice threads in the scaler: ~1.6x faster at 1080p, bit-identical output (tested).
         graph.threads = SCALE_THREADS
@@ -128,7 +136,9 @@ class VideoDecoder(StreamDecoder):
         super()._open()
         # Frame threads make 1080p decode ~2x faster; the pictures are bit-identical either way.
         self._stream.thread_type = "AUTO"
-        self._scaler = _Scaler(self._info.video.rotation, self._sar, self._tb, self._short)
+        v = self._info.video
+        scale_to = scaled_size(v.width, v.height, self._sar, v.rotation, self._short)
+        self._scaler = _Scaler(v.rotation, self._tb, scale_to)
 
     def _fetch(self) -> tuple[Any, int] | None:
         """The next decoded picture with its grid index, or None at the end of the stream."""

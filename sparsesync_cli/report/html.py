@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from .. import __version__
 from ..clock import CLOCK, IN_SYNC_TOLERANCE_SEC, SIGN, describe_offset
 from ..errors import AvsyncError
 from .assets import CSS, JS
-from .svg import esc, fmt_signed, fmt_time
+from .svg import esc, finite, fmt_signed, fmt_time
 from .syncmap import LOW_CONFIDENCE, has_sync_map, sync_map_svg, write_text_atomic
 
 IN_SYNC_SEC = IN_SYNC_TOLERANCE_SEC  # one threshold for words, report and fix (clock.py)
@@ -44,7 +43,7 @@ COLUMNS = (  # header, sort key (None: not sortable), sort type, class, tooltip
 def status(result: dict) -> str:
     """``"in sync"``, ``"out of sync"`` or ``"failed"`` (see :data:`IN_SYNC_SEC`)."""
     off = result.get("offset_sec")
-    if not result.get("ok") or not _finite(off):
+    if not result.get("ok") or not finite(off):
         return "failed"
     return "in sync" if abs(off) < IN_SYNC_SEC else "out of sync"
 
@@ -132,10 +131,6 @@ def write_html_report(results: list[dict], path: str | os.PathLike, **kwargs: An
     return write_text_atomic(path, render_html_report(results, **kwargs))
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _name(r: dict) -> str:
     return os.path.basename(str(r.get("path") or "")) or "(unnamed)"
 
@@ -145,17 +140,17 @@ def _card(cls: str, n: int, label: str) -> str:
 
 
 def _num(x: Any, digits: int = 2, signed: bool = False) -> str:
-    if not _finite(x):
+    if not finite(x):
         return '<span aria-label="none">\u2014</span>'
     return fmt_signed(x, digits) if signed else f"{x:.{digits}f}"
 
 
 def _data(x: Any) -> str:
-    return repr(float(x)) if _finite(x) else ""
+    return repr(float(x)) if finite(x) else ""
 
 
 def _duration(sec: Any) -> str:
-    if not _finite(sec):
+    if not finite(sec):
         return _num(None)
     return fmt_time(sec, True) if sec >= 60 else f"{sec:.1f} s"
 
@@ -203,7 +198,7 @@ def _file_rows(i: int, r: dict) -> list[str]:
         "index": str(i),
         "name": name,
         "offset": _data(off),
-        "abs": _data(abs(off)) if _finite(off) else "",
+        "abs": _data(abs(off)) if finite(off) else "",
         "conf": _data(r.get("confidence")),
         "drift": _data(r.get("drift_sec_per_min")),
         "duration": _data(r.get("duration_sec")),
@@ -228,7 +223,7 @@ def _file_rows(i: int, r: dict) -> list[str]:
             '<span class="badge warn" title="The offset is at the edge of the model\'s range: '
             'the true offset may be larger">range edge</span>'
         )
-    if _finite(r.get("confidence")) and r["confidence"] < LOW_CONFIDENCE:
+    if finite(r.get("confidence")) and r["confidence"] < LOW_CONFIDENCE:
         badges.append(f'<span class="badge warn">confidence &lt; {LOW_CONFIDENCE:g}</span>')
     # The confidence has its own column; the verdict cell says the offset in words, or the cause.
     if kind == "failed":
@@ -266,8 +261,8 @@ def _facts(r: dict) -> str:
         ),
         ("Windows", len(r.get("windows") or [])),
         ("Range, resolution", f"{lo} s to {hi} s, {r.get('resolution_sec')} s steps"),
-        ("File size", f"{r['file_size']:,} bytes" if _finite(r.get("file_size")) else "unknown"),
-        ("Analysis time", f"{r['elapsed_sec']:.1f} s" if _finite(r.get("elapsed_sec")) else "unknown"),
+        ("File size", f"{r['file_size']:,} bytes" if finite(r.get("file_size")) else "unknown"),
+        ("Analysis time", f"{r['elapsed_sec']:.1f} s" if finite(r.get("elapsed_sec")) else "unknown"),
     ]
     items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
     return f'<dl class="facts">{items}</dl>'

@@ -1,10 +1,10 @@
 """Reports other tools can read: JSON Lines (one result per file, resumable) and CSV.
 
-JSONL (``--jsonl``): one ``avsync.result/1`` object per line, appended as each file finishes with
-a single ``write`` and an ``fsync``, so an interrupted batch keeps every file it finished and a
-crash can at worst leave one partial last line. Reading tolerates that line; appending to such a
-file first cuts it off (after checking that every complete line is an avsync result, so a wrong
-``--jsonl`` path is refused instead of modified).
+JSONL (``--jsonl``): one ``avsync.result/1.1`` object per line (``/1`` records are read too),
+appended as each file finishes with a single ``write`` and an ``fsync``, so an interrupted batch
+keeps every file it finished and a crash can at worst leave one partial last line. Reading
+tolerates that line; appending to such a file first cuts it off (after checking that every
+complete line is an avsync result, so a wrong ``--jsonl`` path is refused instead of modified).
 
 Resume: re-running with the same JSONL skips files already done, i.e. files with an ``ok``
 record whose resolved path, size and modification time all still match (a file that was
@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..analysis.results import SCHEMA, SyncResult
+from ..analysis.results import READABLE_SCHEMAS, SCHEMA_MAJOR, SyncResult, file_stat
 from ..atomic import atomic_path
 from ..errors import UsageError
 
@@ -80,8 +80,8 @@ def _parse(line: bytes, number: int, path: Path) -> dict[str, Any]:
         record = json.loads(line)
     except ValueError:
         record = None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise UsageError(f"line {number} is not an {SCHEMA} record: not an avsync JSONL report", path)
+    if not isinstance(record, dict) or record.get("schema") not in READABLE_SCHEMAS:
+        raise UsageError(f"line {number} is not an {SCHEMA_MAJOR} record: not an avsync JSONL report", path)
     return record
 
 
@@ -139,11 +139,8 @@ def _last_byte(path: Path) -> bytes:
 
 def file_key(path: str | os.PathLike) -> FileKey | None:
     """(resolved path, size, mtime) of a file on disk, or None if it cannot be read."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return os.path.realpath(path), st.st_size, st.st_mtime
+    size, mtime = file_stat(path)
+    return None if size is None or mtime is None else (os.path.realpath(path), size, mtime)
 
 
 def done_keys(jsonl_path: str | os.PathLike, *, model: str | None = None) -> set[FileKey]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import math
 import re
+from typing import Any
 
 # viridis (matplotlib's default, by van der Walt and Smith): perceptually uniform, readable with
 # the common colour-vision deficiencies and in greyscale. Ten evenly spaced stops from 0 to 1,
@@ -20,13 +22,17 @@ VIRIDIS = (
     "#b4de2c",
     "#fde725",
 )
-PALETTE_TOP = VIRIDIS[-1]  # the colour of a window's most likely class
 
 # Characters XML 1.0 forbids (most C0 controls) and lone surrogates (undecodable bytes in a file
 # name, as os.fsdecode leaves them) cannot appear in an SVG or be encoded as UTF-8.
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 # Nice spacings for time ticks, in seconds.
 _TIME_STEPS_SEC = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
+
+
+def finite(x: Any) -> bool:
+    """True for a real, finite number (not None, not a bool, not NaN or infinite)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def esc(text: object) -> str:

@@ -4,8 +4,8 @@ Each model window is a column; each of its offset classes a cell whose colour is
 probability relative to the window's most likely class (so every column shows its peak, however
 flat its distribution). Colours come from the colour-blind-safe viridis palette, quantised to
 :data:`PALETTE_LEVELS` steps that the colour bar shows exactly. On top: the aggregated offset as a
-solid line, the drift line (a least-squares fit of the windows' expected offsets against window
-centre time, labelled with the rate the result reports), and a marker above every window whose
+solid line, the drift line (the robust line fit stored in the result's ``trend``, whose slope is
+the rate the result reports), and a marker above every window whose
 confidence is below :data:`LOW_CONFIDENCE`.
 
 Up: audio early (offset > 0). Down: audio late. Pure Python, no plotting library: the SVG is
@@ -22,7 +22,7 @@ from typing import Any
 from .. import atomic
 from ..clock import WINDOW_SEC
 from ..errors import AvsyncError, UsageError
-from .svg import esc, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
+from .svg import esc, finite, fmt_signed, fmt_time, middle_ellipsis, nice_time_step, palette_colour
 
 # A window whose confidence (its reported ``confidence``, else its top class probability) is below
 # this gets a marker: the model gives its best guess less than even odds.
@@ -138,34 +138,30 @@ def verdict_words(result: dict) -> str:
     if not result.get("ok"):
         return f"failed: {result.get('error') or 'unknown error'}"
     words = result.get("offset_words") or (
-        f"offset {result['offset_sec']:+.2f} s" if _finite(result.get("offset_sec")) else "no offset"
+        f"offset {result['offset_sec']:+.2f} s" if finite(result.get("offset_sec")) else "no offset"
     )
     conf = result.get("confidence")
-    return f"{words}, confidence {conf:.2f}" if _finite(conf) else words
+    return f"{words}, confidence {conf:.2f}" if finite(conf) else words
 
 
-def window_fit(result: dict) -> tuple[float, float] | None:
-    """Least-squares line (slope s/s, intercept s) of expected offset against window centre time.
+def drift_line(result: dict) -> tuple[float, float] | None:
+    """The stored drift line as (slope s/s, offset at map time 0), or None when there is no drift.
 
-    The expected offset of a window is the probability-weighted mean of the grid. ``None`` when
-    fewer than two distinct window centres exist.
+    Drawn from the result's ``trend`` (``avsync.result/1.1``), the robust fit whose slope is the
+    reported ``drift_sec_per_min``, never refitted here. The trend's times are where each window's
+    used part starts; the map places a window at its centre, ``WINDOW_SEC / 2`` later. A ``/1``
+    record has no stored trend and gets no line (its drift is still stated in words).
     """
-    grid = [float(g) for g in result["grid"]]
-    pts = [
-        (w["start_sec"] + WINDOW_SEC / 2, _expected(_probs(w, grid, result), grid)) for w in result["windows"]
-    ]
-    n = len(pts)
-    mt = sum(t for t, _ in pts) / n
-    mv = sum(v for _, v in pts) / n
-    var = sum((t - mt) ** 2 for t, _ in pts)
-    if n < 2 or var <= 1e-12:
+    trend = result.get("trend")
+    if not trend or trend.get("kind") != "drift" or not trend.get("line"):
         return None
-    slope = sum((t - mt) * (v - mv) for t, v in pts) / var
-    return slope, mv - slope * mt
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
+    line = trend["line"]
+    slope = line.get("slope_sec_per_min")
+    icpt = line.get("intercept_sec")
+    if not (finite(slope) and finite(icpt)):
+        return None
+    per_sec = slope / 60.0
+    return per_sec, icpt - per_sec * WINDOW_SEC / 2
 
 
 def _probs(window: dict, grid: list[float], result: dict) -> list[float]:
@@ -180,7 +176,7 @@ def _probs(window: dict, grid: list[float], result: dict) -> list[float]:
         raise UsageError(
             f"a window has {n} class probabilities for a {len(grid)}-class grid", result.get("path")
         )
-    return [float(v) if _finite(v) and v > 0 else 0.0 for v in p]
+    return [float(v) if finite(v) and v > 0 else 0.0 for v in p]
 
 
 def _expected(p: list[float], grid: list[float]) -> float:
@@ -214,7 +210,7 @@ def _columns(result: dict, grid: list[float], max_cols: int) -> list[dict]:
         probs = [_probs(wins[i], grid, result) for i in members]
         mean = [sum(col) / len(probs) for col in zip(*probs, strict=True)]
         confs = [wins[i].get("confidence") for i in members]
-        confs = [c if _finite(c) else max(p) for c, p in zip(confs, probs, strict=True)]
+        confs = [c if finite(c) else max(p) for c, p in zip(confs, probs, strict=True)]
         first, last = members[0], members[-1]
         cols.append(
             {
@@ -253,7 +249,7 @@ def _lines(result, cols, sx, sy, box, ydom, thin: bool) -> list[str]:
     y_lo, y_hi = ydom
     out = []
     drift = result.get("drift_sec_per_min")
-    fit = window_fit(result) if _finite(drift) else None
+    fit = drift_line(result) if finite(drift) else None
     if fit is not None:
         slope, icpt = fit
         t_a, t_b = cols[0]["centre"], cols[-1]["centre"]
@@ -269,7 +265,7 @@ def _lines(result, cols, sx, sy, box, ydom, thin: bool) -> list[str]:
         (ta, va), (tb, vb) = ends
         out += _halo_line("drift-line", data, sx(ta), sy(va), sx(tb), sy(vb), thin, "3,2" if thin else "8,5")
     off = result.get("offset_sec")
-    if _finite(off):
+    if finite(off):
         y = sy(min(max(off, y_lo), y_hi))
         data = f'data-offset-sec="{off:g}"'
         if not thin:
@@ -291,7 +287,7 @@ def _axes(result, name, verdict, grid, t_hi, sx, sy, box, width) -> list[str]:
     px0, px1, py0, py1 = box
     model = (result.get("model") or {}).get("name") or "unknown model"
     extras = []
-    if _finite(result.get("drift_sec_per_min")):
+    if finite(result.get("drift_sec_per_min")):
         extras.append(f"drift {fmt_signed(result['drift_sec_per_min'])} s/min")
     if result.get("at_range_edge"):
         extras.append("at the edge of the model's range: the true offset may be larger")
@@ -375,12 +371,10 @@ def _colour_bar(x: float, y0: float, y1: float, width: int) -> list[str]:
 
 def _legend(result: dict, x: float, y: float) -> list[str]:
     items = []
-    if _finite(result.get("offset_sec")):
+    if finite(result.get("offset_sec")):
         items.append(("", f"offset {fmt_signed(result['offset_sec'])} s"))
-    if _finite(result.get("drift_sec_per_min")):
-        items.append(
-            ("8,5", f"drift {fmt_signed(result['drift_sec_per_min'])} s/min (line: fit of window means)")
-        )
+    if finite(result.get("drift_sec_per_min")):
+        items.append(("8,5", f"drift {fmt_signed(result['drift_sec_per_min'])} s/min (line: robust fit)"))
     items.append(("marker", f"window confidence < {LOW_CONFIDENCE:g}"))
     out = []
     for dash, label in items:

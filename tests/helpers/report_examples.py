@@ -1,4 +1,7 @@
-"""Constructed ``avsync.result/1`` dicts for the report tests and ``bench/render_report.py``.
+"""Constructed ``avsync.result/1.1`` dicts for the report tests.
+
+``python tests/helpers/report_examples.py examples.jsonl`` writes the example batch as a JSONL
+report, for ``bench/render_report.py`` (which never imports the tests).
 
 They follow the schema the batch runner writes; the probabilities are made up (a peak around the
 true offset, a little deterministic noise) so every branch of the sync map and the report is drawn.
@@ -6,8 +9,11 @@ true offset, a little deterministic noise) so every branch of the sync map and t
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import sys
+from pathlib import Path
 
 SIGN = "offset_sec > 0: the audio is early (leads the picture); < 0: the audio is late"
 CLOCK = "file time by presentation timestamps"
@@ -66,8 +72,20 @@ def result(
     lo, hi = grid[0], grid[-1]
     at_edge = offset <= lo or offset >= hi
     conf = sum(w["confidence"] for w in wins) / len(wins)
+    mean = [sum(w["probs"][k] for w in wins) / len(wins) for k in range(len(grid))]
+    trend = None
+    if n_windows >= 3:  # as the aggregation stores it: a line over window start times
+        slope = drift_per_min or 0.0
+        line = {
+            "slope_sec_per_min": slope,
+            "intercept_sec": round(offset + slope * (2.5 - t_mid) / 60, 6),
+            "t_first_sec": starts[0],
+            "t_last_sec": starts[-1],
+            "inliers": 0.9,
+        }
+        trend = {"kind": "drift" if drift_per_min else "constant", "line": line, "jump": None}
     return {
-        "schema": "avsync.result/1",
+        "schema": "avsync.result/1.1",
         "path": path,
         "ok": True,
         "error": None,
@@ -82,6 +100,8 @@ def result(
         "grid": grid,
         "range_sec": [lo, hi],
         "resolution_sec": round(grid[1] - grid[0], 6),
+        "posterior": [round(p / sum(mean), 6) for p in mean],
+        "trend": trend,
         "windows": wins,
         "duration_sec": starts[-1] + 5.0 + 0.4,
         "file_size": 1_234_567 + seed,
@@ -95,7 +115,7 @@ def result(
 def failed(path: str, error: str, model: dict = SPARSESYNC) -> dict:
     """A failed result: no offset, no windows, the one-line cause in ``error``."""
     return {
-        "schema": "avsync.result/1",
+        "schema": "avsync.result/1.1",
         "path": path,
         "ok": False,
         "error": error,
@@ -110,6 +130,8 @@ def failed(path: str, error: str, model: dict = SPARSESYNC) -> dict:
         "grid": GRID21,
         "range_sec": [-2.0, 2.0],
         "resolution_sec": 0.2,
+        "posterior": [],
+        "trend": None,
         "windows": [],
         "duration_sec": None,
         "file_size": 4096,
@@ -132,3 +154,14 @@ def example_batch() -> list[dict]:
         result('/data/odd/<Tom> & "Jerry\'s" <script>.mp4', -0.2, seed=7, n_windows=3),
         failed("/data/clips/broken.mp4", "/data/clips/broken.mp4: no audio stream"),
     ]
+
+
+def write_example_jsonl(path: str | Path) -> Path:
+    """The example batch as a JSONL report (one result per line)."""
+    path = Path(path)
+    path.write_text("".join(json.dumps(r) + "\n" for r in example_batch()), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(write_example_jsonl(sys.argv[1] if len(sys.argv) > 1 else "examples.jsonl"))
