@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 
 from . import __version__
 from .clock import SIGN
-from .errors import AvsyncError, UsageError
+from .errors import AvsyncError, UnexpectedError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,8 +29,20 @@ if TYPE_CHECKING:
 SIGN_HELP = "Sign: a positive offset means the audio is EARLY (heard before it is seen); negative: late."
 CLOCK_HELP = "Times are file times (presentation timestamps), in seconds."
 
+
+class _Group(typer.core.TyperGroup):
+    """Accepts ``--debug`` after the subcommand too (``avsync predict --debug``), for every command."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug", *(a for i, a in enumerate(args) if a != "--debug" or i >= end)]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
     name="avsync",
+    cls=_Group,
     help=(
         "Find and fix the offset between the sound and the picture of video files, with SparseSync "
         f"(BMVC 2022) or Synchformer (ICASSP 2024). {SIGN_HELP} {CLOCK_HELP}"
@@ -60,8 +72,23 @@ def _fail(e: AvsyncError) -> typer.Exit:
     """Print one line for a known error; the traceback only with --debug."""
     if _state["debug"]:
         raise e
-    _err_console().print(f"avsync: error: {e}", markup=False, soft_wrap=True)
+    _err_console().print(f"avsync: error: {_shown(str(e))}", markup=False, soft_wrap=True)
     return typer.Exit(2 if isinstance(e, UsageError) else 1)
+
+
+def _shown(text: str) -> str:
+    """``text`` on one printable line: control characters and undecodable name bytes escaped as
+    JSON escapes them (a newline in a file name is ``\\n``, a byte 0xFF is ``\\udcff``)."""
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
+def _on_error(path: str, e: AvsyncError) -> None:
+    """With --debug, the traceback of an unexpected exception in one file of a batch."""
+    if _state["debug"] and isinstance(e, UnexpectedError):
+        import traceback
+
+        tb = "".join(traceback.format_exception(e.original))
+        _err_console().print(f"avsync: traceback for {_shown(path)}:\n{tb}", markup=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -255,15 +282,16 @@ def predict(
     Times are file times (presentation timestamps). Exit code 0 when every file was checked,
     1 when any failed, 2 for bad usage.
     """
-    from .analysis.predict import VIDEO_EXTENSIONS, collect_media_files
+    from .analysis.predict import VIDEO_EXTENSIONS
 
     try:
         exts = [e.strip() for e in ext.split(",") if e.strip()] if ext else VIDEO_EXTENSIONS
-        files = collect_media_files(paths, recursive=recursive, extensions=exts)
-        if not files:
-            raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+        files = _inputs(paths, recursive, exts, model, checkpoint)
+        _outputs((jsonl, "the JSONL report"), (csv_path, "the CSV report"), (report, "the HTML report"))
         # validated before the (slow) model load; the batch size depends on the model's device
         options = _options(start, duration, shift, stride, batch_size or 1, audio_stream)
+        if start is not None:
+            _check_start(files, start)
         sync_model = _load_model(model, checkpoint, config, device, precision, threads, not no_optimize)
         _calibrate(sync_model, calibration)
         options = replace(options, batch_size=batch_size or _default_batch(sync_model))
@@ -279,6 +307,45 @@ def predict(
             raise _fail(e) from None
     if any(not r.get("ok") for r in results):
         raise typer.Exit(1)
+
+
+def _inputs(paths, recursive, exts, model, checkpoint) -> list[Path]:
+    """The files to check; usage errors (a missing input, an unknown model) before any work."""
+    from .analysis.predict import collect_media_files
+    from .checkpoints.registry import get_entry
+
+    for p in paths:
+        if not os.path.lexists(p):
+            raise UsageError("no such file or folder", p)
+    if model is not None and checkpoint is None:
+        get_entry(model)
+    files = collect_media_files(paths, recursive=recursive, extensions=exts)
+    if not files:
+        raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+    return files
+
+
+def _outputs(*outputs: tuple[Path | None, str]) -> None:
+    from .writable import check_writable
+
+    for path, what in outputs:
+        if path is not None:
+            check_writable(path, what)
+
+
+def _check_start(files: list[Path], start: float) -> None:
+    """--start beyond the end of every input (by the headers) is a usage error, found at once."""
+    from .media.probe import header_duration_sec
+
+    ends = []
+    for f in files:
+        end = header_duration_sec(f)
+        if end is None or start < end:
+            return  # a file --start fits (or one only the real probe can judge)
+        ends.append(end)
+    if len(files) == 1:
+        raise UsageError(f"--start {start:g} s is beyond the end of the file ({ends[0]:.2f} s)", files[0])
+    raise UsageError(f"--start {start:g} s is beyond the end of every file (the longest: {max(ends):.2f} s)")
 
 
 def _default_batch(sync_model: SyncModel) -> int:
@@ -356,7 +423,9 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
 
     try:
         with progress:
-            for result in iter_predictions(todo, sync_model, options, on_window=on_window):
+            for result in iter_predictions(
+                todo, sync_model, options, on_window=on_window, on_error=_on_error
+            ):
                 d = result.to_dict()
                 results.append(d)
                 if jsonl_report:
@@ -376,7 +445,7 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
         if csv_report:
             csv_report.close()
     if not as_json and len(files) > 1:
-        out.print(_batch_table(results))
+        out.print(_batch_table(results, out.width))
     elif as_json and len(files) > 1:
         n_fail = sum(1 for r in results if not r.get("ok"))
         err.print(f"avsync: {len(results) - n_fail} file(s) checked, {n_fail} failed", markup=False)
@@ -386,9 +455,9 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
 
 
 def _summary_line(result: SyncResult) -> str:
-    name = result.path
+    name = _shown(result.path)
     if not result.ok:
-        return f"{name}: FAILED: {result.error}"
+        return f"{name}: FAILED: {_shown(result.error or '')}"
     conf = f"confidence {result.confidence:.2f}" if result.confidence is not None else ""
     drift = (
         f", drifting {result.drift_sec_per_min:+.2f} s/min" if result.drift_sec_per_min is not None else ""
@@ -426,27 +495,25 @@ def _windows_table(result: SyncResult):
     return t
 
 
-def _batch_table(results: list[dict]):
+def _batch_table(results: list[dict], width: int):
     from rich.table import Table
 
     ok = sum(1 for r in results if r.get("ok"))
-    t = Table(
-        title=f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed", title_justify="left"
-    )
-    for col, just in (
-        ("file", "left"),
-        ("offset (s)", "right"),
-        ("verdict", "left"),
-        ("confidence", "right"),
-    ):
-        t.add_column(col, justify=just, overflow="fold")
+    title = f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed"
+    longest = max((len(_shown(r["path"])) for r in results), default=0)
+    if longest > width - 36:  # no room for whole names beside a verdict: the lines above say it all
+        return title
+    t = Table(title=title, title_justify="left")
+    t.add_column("file", no_wrap=True, min_width=longest)  # names stay whole; verdicts wrap at words
+    for col, just in (("offset (s)", "right"), ("verdict", "left"), ("confidence", "right")):
+        t.add_column(col, justify=just)
     for r in results:
         if r.get("ok"):
             drift = r.get("drift_sec_per_min")
             words = r["offset_words"] + (f", drift {drift:+.2f} s/min" if drift is not None else "")
-            t.add_row(r["path"], f"{r['offset_sec']:+.2f}", words, f"{r['confidence']:.2f}")
+            t.add_row(_shown(r["path"]), f"{r['offset_sec']:+.2f}", words, f"{r['confidence']:.2f}")
         else:
-            t.add_row(r["path"], "", f"FAILED: {r['error']}", "")
+            t.add_row(_shown(r["path"]), "", f"FAILED: {_shown(r['error'])}", "")
     return t
 
 
@@ -539,10 +606,17 @@ def fix(
     of the model's range. Times are file times (presentation timestamps).
     """
     from .analysis.fix_decision import decide_fix, plan_fix
+    from .checkpoints.registry import get_entry
 
     out = _out_console()
     try:
         measured = None
+        if not src.exists():
+            raise UsageError("no such file", src)
+        if model is not None and checkpoint is None:
+            get_entry(model)
+        if not dry_run:
+            _outputs((output, "the corrected copy"))
         if offset is None:
             sync_model = _load_model(model, checkpoint, config, device, precision, threads)
             _calibrate(sync_model, calibration)
@@ -567,8 +641,13 @@ def _measure_one(src: Path, sync_model, audio_stream):
     from .analysis.predict import PredictOptions, predict_file
 
     err = _err_console()
-    err.print(f"avsync: measuring the offset of {src} ...", markup=False)
-    return predict_file(src, sync_model, PredictOptions(audio_stream=audio_stream))
+    err.print(f"avsync: measuring the offset of {_shown(str(src))} ...", markup=False)
+    try:
+        return predict_file(src, sync_model, PredictOptions(audio_stream=audio_stream))
+    except Exception as e:  # the measure step's boundary: one line, the traceback with --debug
+        if _state["debug"] or isinstance(e, AvsyncError):
+            raise
+        raise UnexpectedError(e, src) from e
 
 
 def _report_fix(out, as_json, src, output, decision, measured, done, dry_run) -> None:
@@ -647,13 +726,11 @@ def score(
     desync_aggregated look at the whole file. Cite which one you report.
     """
     from .analysis.desync import score_files, summarize
-    from .analysis.predict import collect_media_files
+    from .analysis.predict import VIDEO_EXTENSIONS
 
     out = _out_console()
     try:
-        files = collect_media_files(paths, recursive=recursive)
-        if not files:
-            raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
+        files = _inputs(paths, recursive, VIDEO_EXTENSIONS, model, checkpoint)
         if model is None and checkpoint is None:
             model = DESYNC_MODEL
         sync_model = _load_model(model, checkpoint, config, device, precision, threads)
@@ -661,7 +738,12 @@ def score(
         batch_size = batch_size or _default_batch(sync_model)
         results = []
         for r in score_files(
-            files, sync_model, clip_sec=clip_sec, whole_file=whole_file, batch_size=batch_size
+            files,
+            sync_model,
+            clip_sec=clip_sec,
+            whole_file=whole_file,
+            batch_size=batch_size,
+            on_error=_on_error,
         ):
             results.append(r)
             if as_json:
@@ -673,13 +755,14 @@ def score(
                     else ""
                 )
                 out.print(
-                    f"{r.path}: DeSync {r.desync_av_benchmark:.3f} s (first {r.first_offset_sec:+.1f}, "
+                    f"{_shown(r.path)}: DeSync {r.desync_av_benchmark:.3f} s "
+                    f"(first {r.first_offset_sec:+.1f}, "
                     f"last {r.last_offset_sec:+.1f}){whole}",
                     markup=False,
                     soft_wrap=True,
                 )
             else:
-                out.print(f"{r.path}: FAILED: {r.error}", markup=False, soft_wrap=True)
+                out.print(f"{_shown(r.path)}: FAILED: {_shown(r.error or '')}", markup=False, soft_wrap=True)
     except AvsyncError as e:
         raise _fail(e) from None
     summary = summarize(results)
@@ -749,16 +832,29 @@ def models(
         title="avsync models (* = default; `avsync models --json` has the licence notes)",
         title_justify="left",
     )
-    for col in ("name", "classes", "trained on", "Acc@1 (test set)", "cached", "size", "licence"):
-        t.add_column(col, overflow="fold")
+    # Names stay whole; on a narrow terminal the long text columns go (they are in --json).
+    wide = out.width >= 120
+    cols = [
+        "name",
+        "classes",
+        "trained on",
+        "Acc@1 (test set)" if wide else "Acc@1",
+        "cached",
+        "size",
+        "licence",
+    ]
+    for col in cols if wide else [c for c in cols if c not in ("trained on", "licence")]:
+        t.add_column(col, no_wrap=col in ("name", "classes", "cached", "size"))
+    if not wide:
+        t.title = "avsync models (* = default; `avsync models --json`: training data, test sets, licences)"
     for r in rows:
         size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "?"
         acc = (
             f"{r['accuracy_top1']:g} % ({r['accuracy_test_set'].removesuffix(' test')})"
-            if r["accuracy_top1"]
-            else ""
+            if r["accuracy_top1"] and wide
+            else (f"{r['accuracy_top1']:g} %" if r["accuracy_top1"] else "")
         )
-        t.add_row(
+        cells = [
             r["name"] + (" *" if r["default"] else ""),
             f"{r['classes']} (±{r['range_sec'][1]:.0f} s)",
             r["training_data"],
@@ -766,7 +862,8 @@ def models(
             "yes" if r["cached"] else "no",
             size,
             r["licence"],
-        )
+        ]
+        t.add_row(*(cells if wide else [c for i, c in enumerate(cells) if i not in (2, 6)]))
     out.print(t)
 
 

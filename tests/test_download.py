@@ -481,7 +481,9 @@ def test_hub_file_not_in_cache_offline_says_what_to_do(hub):
         ensure_files(entry)
     msg = str(info.value)
     assert "synchformer_state_dict.pth is not in the cache" in msg and "(Hugging Face)" in msg
-    assert msg.endswith("or unset HF_HUB_OFFLINE") and "\n" not in msg
+    assert (
+        "or unset HF_HUB_OFFLINE; or use a checkpoint file you have: --checkpoint" in msg and "\n" not in msg
+    )
     assert model_status(entry) == (False, None)
 
 
@@ -489,7 +491,10 @@ def test_avsync_offline_also_keeps_hub_entries_offline(hub, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setenv("AVSYNC_OFFLINE", "1")
     entry = hub["make_entry"](revision="1234567890" * 4)
-    with pytest.raises(DownloadError, match=r"or unset AVSYNC_OFFLINE$"):
+    with pytest.raises(
+        DownloadError,
+        match=r"or unset AVSYNC_OFFLINE; or use a checkpoint file you have: --checkpoint FILE.pt --config",
+    ):
         ensure_files(entry)
 
 
@@ -526,3 +531,27 @@ def test_loads_trust_an_unchanged_record_and_verify_rehashes(small, monkeypatch)
     assert ensure_files(small["entry"], options=FAST) == files
     with pytest.raises(DownloadError, match=r"does not match \(sha256 "):
         ensure_files(small["entry"], options=FAST, verify=True)
+
+
+def test_a_failed_download_leaves_no_lock_file(entry, server):
+    server.switches.status[CKPT_PATH] = (404, -1)
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        ensure_files(entry, options=FAST)
+    folder = model_cache_dir(entry)
+    assert folder.is_dir() and not list(folder.glob("*.lock")), sorted(p.name for p in folder.iterdir())
+    server.switches.status.clear()
+    ensure_files(entry, options=FAST)  # and a later run still downloads and leaves none either
+    assert not list(folder.glob("*.lock"))
+
+
+def test_a_hub_model_without_network_fails_at_once_and_says_what_to_do(hub, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # not offline by choice: the network is missing
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.avsync-test.invalid")
+    entry = hub["make_entry"](revision="1234567890" * 4)  # a revision that is not cached
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        ensure_files(entry)
+    assert time.monotonic() - t0 < 3  # huggingface_hub's own retries took ~32 s
+    msg = str(info.value)
+    assert "the Hub cannot be reached (no network?)" in msg and "--checkpoint FILE.pt --config" in msg
+    assert "`avsync download tiny-hub` on a machine with internet and copy its cache" in msg

@@ -18,6 +18,7 @@ MAY_IMPORT = {
     "families": {"analysis", "errors", "checkpoints", "models", "features"},
     "atomic": set(),
     "heap": set(),
+    "writable": {"errors"},
     "clock": set(),
     "errors": set(),
 }

@@ -172,6 +172,21 @@ BROKEN = {
         "a Hub source needs `hf_repo`, `hf_filename` and `hf_revision`",
     ),
     "bad format": ('licence = "proprietary"', 'checkpoint_format = "onnx"', "checkpoint_format 'onnx'"),
+    "hub path traversal": (
+        'url = "https://models.example.com/avsync/team-2024-05.pt"',
+        'hf_repo = "org/name"\nhf_filename = "../../etc/x"\nhf_revision = "main"',
+        "`hf_filename` '../../etc/x' must be a relative path",
+    ),
+    "absolute hub path": (
+        'url = "https://models.example.com/avsync/team-2024-05.pt"',
+        'hf_repo = "org/name"\nhf_filename = "/etc/x"\nhf_revision = "main"',
+        "`hf_filename` '/etc/x' must be a relative path",
+    ),
+    "hub repo traversal": (
+        'url = "https://models.example.com/avsync/team-2024-05.pt"',
+        'hf_repo = "../x"\nhf_filename = "a.pt"\nhf_revision = "main"',
+        "`hf_repo` must be 'owner/name' of letters",
+    ),
 }
 
 
@@ -248,3 +263,25 @@ def test_importing_the_registry_and_download_modules_stays_light():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+@pytest.mark.parametrize("command", [["models"], ["download", "team-tuned"], ["predict", "x.mp4"]])
+def test_cli_reports_a_traversal_name_in_one_line(tmp_path, monkeypatch, command):
+    text = "schema = 1\n" + TEAM_ENTRY.format(sha="ab" * 32)
+    text = text.replace(
+        'url = "https://models.example.com/avsync/team-2024-05.pt"',
+        'hf_repo = "org/name"\nhf_filename = "../../etc/x"\nhf_revision = "main"',
+    )
+    path = write_registry(tmp_path / "team.toml", text)
+    (tmp_path / "x.mp4").write_bytes(b"not used")
+    env = {"AVSYNC_REGISTRY": str(path), "AVSYNC_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    res = subprocess.run(
+        [sys.executable, "-m", "sparsesync_cli", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 1, res.stderr
+    assert res.stderr.startswith(f"avsync: error: {path}: entry 'team-tuned': checkpoint: `hf_filename`")
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr

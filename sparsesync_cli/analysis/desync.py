@@ -67,14 +67,14 @@ beginning):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import clock
-from ..errors import AvsyncError, MediaError, UsageError
+from ..errors import AvsyncError, MediaError, UsageError, unexpected
 from ..families import SYNCHFORMER
 from .aggregate import Aggregate, aggregate
 from .windows import SAMPLES_PER_FRAME, SYNCHFORMER_GEOMETRY, Span, Window
@@ -235,16 +235,30 @@ def score_file(
 
 
 def score_files(
-    paths: Iterable[str | os.PathLike], model: SyncModel, **kwargs: Any
+    paths: Iterable[str | os.PathLike],
+    model: SyncModel,
+    *,
+    on_error: Callable[[str, AvsyncError], None] | None = None,
+    **kwargs: Any,
 ) -> Iterator[DesyncResult]:
-    """Score each file; one that cannot be scored yields a failed result and the run goes on."""
+    """Score each file; one that cannot be scored yields a failed result and the run goes on.
+
+    Any exception in one file is its failed result (see
+    :func:`~sparsesync_cli.analysis.predict.iter_predictions`); ``on_error(path, error)`` sees
+    each failure. A UsageError (a wrong model) ends the run.
+    """
     for p in paths:
+        p = os.fspath(p)
         try:
-            yield score_file(p, model, **kwargs)
+            result = score_file(p, model, **kwargs)
         except UsageError:
             raise
-        except AvsyncError as e:
-            yield DesyncResult(path=os.fspath(p), ok=False, error=e.cause)
+        except Exception as e:  # the per-file boundary: nothing in one file ends the run
+            err = unexpected(e, p)
+            if on_error:
+                on_error(p, err)
+            result = DesyncResult(path=p, ok=False, error=" ".join(err.cause.split()))
+        yield result
 
 
 def summarize(results: Iterable[DesyncResult]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import AvsyncError
+from ..errors import AvsyncError, unexpected
 
 if TYPE_CHECKING:
     import numpy as np
@@ -45,6 +45,8 @@ class PredictOptions:
     audio_stream: int | None = None
 
     def __post_init__(self) -> None:
+        if self.start_sec is not None and not self.start_sec >= 0:
+            raise ValueError(f"start_sec (--start) must be a file time >= 0 s, not {self.start_sec:g}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if self.stride_sec is not None and self.stride_sec <= 0:
@@ -235,17 +237,28 @@ def iter_predictions(
     options: PredictOptions | None = None,
     *,
     on_window: Callable[[str, int, int], None] | None = None,
+    on_error: Callable[[str, AvsyncError], None] | None = None,
 ) -> Iterator[SyncResult]:
-    """Predict each file in turn; a file that fails yields a failed result and the batch goes on."""
+    """Predict each file in turn; a file that fails yields a failed result and the batch goes on.
+
+    Whatever goes wrong in one file (an :class:`AvsyncError`, or any other exception, which
+    becomes an :class:`~sparsesync_cli.errors.UnexpectedError` naming what failed and where)
+    is that file's failed result. ``on_error(path, error)`` sees each failure as it happens
+    (the CLI prints the traceback of unexpected ones with --debug).
+    """
     from .results import SyncResult
 
     for p in paths:
         p = os.fspath(p)
         cb = (lambda done, total, _p=p: on_window(_p, done, total)) if on_window else None
         try:
-            yield predict_file(p, model, options, on_window=cb)
-        except AvsyncError as e:
-            yield SyncResult.failed(p, e, model=model.info.result_model(), grid=model.grid)
+            result = predict_file(p, model, options, on_window=cb)
+        except Exception as e:  # the per-file boundary: nothing in one file ends the batch
+            err = unexpected(e, p)
+            if on_error:
+                on_error(p, err)
+            result = SyncResult.failed(p, err, model=model.info.result_model(), grid=model.grid)
+        yield result
 
 
 def collect_media_files(

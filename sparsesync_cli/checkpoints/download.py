@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from ..errors import DownloadError, first_line
+from ..errors import DownloadError, NoNetworkError, first_line
 from .checksum import Digests, forget, hash_file, mismatch, record_path, verify_file, write_record
 from .fetch import DownloadOptions, fetch_to_partial, storage_error
 from .registry import ModelEntry, Source
@@ -125,9 +125,19 @@ def ensure_files(
     Raises :class:`DownloadError` with one line saying what failed and what to do.
     """
     options = options or DownloadOptions()
-    # The config first: it is small, so a wrong URL or a missing mirror shows before 650 MB.
-    config = _ensure_source(entry, entry.config, progress, options, verify) if entry.config else None
-    checkpoint = _ensure_source(entry, entry.checkpoint, progress, options, verify)
+    try:
+        # The config first: it is small, so a wrong URL or a missing mirror shows before 650 MB.
+        config = _ensure_source(entry, entry.config, progress, options, verify) if entry.config else None
+        checkpoint = _ensure_source(entry, entry.checkpoint, progress, options, verify)
+    except NoNetworkError as e:
+        elsewhere = (
+            ""
+            if "avsync download" in e.cause
+            else f"; or run `avsync download {entry.name}` on a machine with internet and copy its cache"
+            f" ({cache_dir()}; AVSYNC_CACHE_DIR sets it)"
+        )
+        hint = "; or use a checkpoint file you have: --checkpoint FILE.pt --config cfg-ID.yaml"
+        raise NoNetworkError(e.cause + elsewhere + hint, e.path) from None
     return ModelFiles(checkpoint=checkpoint, config=config)
 
 
@@ -164,7 +174,7 @@ def _offline_reason(source: Source) -> str | None:
 
 
 def _not_cached(entry: ModelEntry, source: Source, where: str, reason: str) -> DownloadError:
-    return DownloadError(
+    return NoNetworkError(
         f"{entry.name}: {source.filename} is not in the cache {where}; run `avsync download {entry.name}`"
         f" on a machine with internet, or unset {reason}"
     )
@@ -234,6 +244,11 @@ def _ensure_url(
         write_record(record, dest, digests)
         return dest
     finally:
+        # No .lock file stays in the cache, after a success or a failure. It is removed while
+        # still held: a peer waiting on the old file notices it was unlinked and takes a new one
+        # (filelock >= 4.3 checks the inode after locking).
+        with contextlib.suppress(OSError):
+            os.unlink(str(dest) + LOCK_SUFFIX)
         lock.release()
 
 
@@ -272,8 +287,13 @@ def _ensure_hub(entry: ModelEntry, source: Source, progress: ProgressCallback | 
     from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     offline = _offline_reason(source)
+    no_network = not offline and not _hub_resolves()
     hub_cache = hf_cache_dir()
-    kwargs: dict = {"revision": source.hf_revision, "cache_dir": hub_cache, "local_files_only": bool(offline)}
+    kwargs: dict = {
+        "revision": source.hf_revision,
+        "cache_dir": hub_cache,
+        "local_files_only": bool(offline) or no_network,
+    }
     if progress and "tqdm_class" in inspect.signature(hf_hub_download).parameters:
         kwargs["tqdm_class"] = hub_progress_class(source.filename, progress)
     try:
@@ -281,7 +301,7 @@ def _ensure_hub(entry: ModelEntry, source: Source, progress: ProgressCallback | 
     except LocalEntryNotFoundError:
         if offline:
             raise _not_cached(entry, source, f"{hub_cache} (Hugging Face)", offline) from None
-        raise DownloadError(
+        raise NoNetworkError(
             "not in the Hugging Face cache and the Hub cannot be reached (no network?)", source.location
         ) from None
     except (EntryNotFoundError, HfHubHTTPError) as e:
@@ -331,6 +351,19 @@ def hub_progress_class(name: str, progress: ProgressCallback) -> type:
             self.close()
 
     return HubProgress
+
+
+def _hub_resolves() -> bool:
+    """Whether the Hub's host name resolves: without network, fail at once instead of after
+    huggingface_hub's retries (~30 s of warnings), and use its cache only."""
+    import socket
+
+    host = urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return False
+    return True
 
 
 def _cached_path(entry: ModelEntry, source: Source) -> Path | None:

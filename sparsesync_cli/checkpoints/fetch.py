@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..errors import DownloadError
+from ..errors import DownloadError, NoNetworkError
 from .registry import is_loopback_url
 
 USER_AGENT = f"avsync/{__version__} (+https://github.com/v-iashin/SparseSync)"
@@ -42,7 +42,12 @@ class DownloadOptions:
     """How patiently to download. Tests pass tiny values; the defaults suit a slow link."""
 
     timeout_s: float = 30.0  # to connect, and for each read: a stalled server is cut off
-    retries: int = 5  # tries in a row that move no bytes before giving up
+    retries: int = 5  # tries in a row that make no real progress before giving up
+    # The minimum throughput: a try that moves fewer than min_rate_bps * rate_window_s bytes in
+    # any rate_window_s is cut off as too slow and counts as a try without progress, so a server
+    # that trickles (1 byte every 20 s never trips the read timeout) is abandoned in bounded time.
+    min_rate_bps: float = 10_000.0
+    rate_window_s: float = 60.0
     backoff_s: float = 1.0  # wait before the first retry; doubles on each further one
     max_backoff_s: float = 30.0
     chunk_bytes: int = 1 << 20
@@ -102,7 +107,10 @@ def fetch_to_partial(
     """Download ``url`` into ``part``, continuing from the bytes already in it; return the size.
 
     Retries timeouts, dropped connections and busy servers with exponential backoff, resuming
-    each time where the file ends. Raises :class:`DownloadError` for HTTP errors (with URL and
+    each time where the file ends. A try that stalls (no data for ``timeout_s``) or crawls (below
+    ``min_rate_bps`` over ``rate_window_s``) is cut off; ``retries`` tries in a row without real
+    progress (a try moving at least a rate window's worth of bytes) end the download, with the
+    partial file kept for a later resume. Raises :class:`DownloadError` for HTTP errors (with URL and
     status), a full disk, a read-only cache, or after ``options.retries`` fruitless tries.
     The caller verifies the checksum.
     """
@@ -164,6 +172,8 @@ def _attempt(opener, url, part, expected_size, progress, options) -> int:
         done = offset
         if progress:
             progress(done, total)
+        window_start, window_bytes = time.monotonic(), done
+        enough = options.min_rate_bps * options.rate_window_s  # bytes a try must move to be progress
         try:
             # Unbuffered, so that a full disk fails the write that hit it, never a later close.
             f = open(part, mode, buffering=0)  # noqa: SIM115 - closed by the `with f` below
@@ -172,11 +182,23 @@ def _attempt(opener, url, part, expected_size, progress, options) -> int:
         with f:
             while True:
                 try:
-                    chunk = resp.read(options.chunk_bytes)
+                    # read1: whatever arrived (read(n) would wait for n bytes of a trickle)
+                    chunk = resp.read1(options.chunk_bytes)
                 except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
-                    raise _Retry(_describe(e, options), progressed=done > offset) from None
+                    raise _Retry(_describe(e, options), progressed=done - offset >= enough) from None
                 if not chunk:
                     break
+                now = time.monotonic()
+                if now - window_start >= options.rate_window_s:
+                    rate = (done + len(chunk) - window_bytes) / (now - window_start)
+                    if rate < options.min_rate_bps:
+                        _write_all(f, chunk)  # keep what came: the partial file is resumed later
+                        raise _Retry(
+                            f"slower than {options.min_rate_bps:g} bytes/s for {options.rate_window_s:g} s"
+                            f" ({rate:.3g} bytes/s)",
+                            progressed=done + len(chunk) - offset >= enough,
+                        )
+                    window_start, window_bytes = now, done + len(chunk)
                 try:
                     _write_all(f, chunk)
                 except OSError as e:
@@ -185,7 +207,10 @@ def _attempt(opener, url, part, expected_size, progress, options) -> int:
                 if progress:
                     progress(done, total)
     if total is not None and done < total:
-        raise _Retry(f"the connection closed after {done} of {total} bytes", progressed=done > offset)
+        raise _Retry(
+            f"the connection closed after {done} of {total} bytes",
+            progressed=done - offset >= options.min_rate_bps * options.rate_window_s,
+        )
     return done
 
 
@@ -197,7 +222,7 @@ def _connection_problem(reason: object, url: str) -> Exception:
     if isinstance(reason, socket.gaierror):
         host = urlsplit(url).hostname
         # Retrying cannot fix a missing network; say what to do instead.
-        return DownloadError(
+        return NoNetworkError(
             f"cannot resolve {host} (no network?); use AVSYNC_OFFLINE=1 with a filled cache,"
             " or AVSYNC_MIRROR",
             url,

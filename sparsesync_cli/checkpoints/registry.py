@@ -299,6 +299,16 @@ def _parse_source(table: Any, what: str, fail: Any) -> Source:
             raise fail(f"{what}: a Hub source needs `hf_repo`, `hf_filename` and `hf_revision`")
         if table["hf_repo"].count("/") != 1:
             raise fail(f"{what}: `hf_repo` must be 'owner/name'")
+        if not all(_ID_RE.match(part) and part not in (".", "..") for part in table["hf_repo"].split("/")):
+            raise fail(f"{what}: `hf_repo` must be 'owner/name' of letters, digits, '.', '_' and '-'")
+        # The Hub path becomes a path in the cache: no traversal, no absolute path, no odd names.
+        if not all(
+            _FILENAME_RE.match(part) and part not in (".", "..") for part in table["hf_filename"].split("/")
+        ):
+            raise fail(
+                f"{what}: `hf_filename` {table['hf_filename']!r} must be a relative path of names made of "
+                "letters, digits, '.', '_' and '-' (no '..')"
+            )
     else:
         raise fail(f"{what}: needs `url` or `hf_repo`/`hf_filename`/`hf_revision`")
     md5 = table.get("md5")

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import AvsyncError, UsageError
+from ..errors import AvsyncError, UsageError, unexpected
 from .metrics import target_class
 from .protocol import ProtocolItem, resolve_clip
 
@@ -160,8 +160,9 @@ def _decode_items(
                 batch.append((item, os.fspath(file), frames, audio, None))
             except AvsyncError as e:
                 batch.append((item, os.fspath(file) if file else None, None, None, str(e)))
-            except (OSError, ValueError, RuntimeError) as e:  # a broken file the reader did not classify
-                batch.append((item, os.fspath(file) if file else None, None, None, f"{file}: {e}"))
+            except Exception as e:  # the per-item boundary: anything else is this item's one-line failure
+                error = str(unexpected(e, os.fspath(file) if file else item.path))
+                batch.append((item, os.fspath(file) if file else None, None, None, error))
             if len(batch) >= batch_size:
                 yield batch
                 batch = []

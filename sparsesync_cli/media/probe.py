@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
@@ -112,8 +113,36 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise MediaError(f"cannot open ({av_cause(exc)})", p) from exc
 
 
+def demux(container: Any, streams: Any) -> Iterator[Any]:
+    """``container.demux(streams)``, ending cleanly where PyAV's flush trips over a late stream.
+
+    MPEG-TS (and other formats without a fixed header) can announce a stream after the file was
+    opened, when a packet with a new PID turns up. PyAV's ``demux`` sizes its stream table at
+    the start and, after the last packet, raises IndexError while yielding the flush packet of
+    the stream it does not know. Every real packet was yielded by then, and callers flush their
+    decoders themselves, so this is the end of the file.
+    """
+    it = container.demux(streams)
+    while True:
+        try:
+            packet = next(it)
+        except (StopIteration, IndexError):
+            return
+        yield packet
+
+
+def _decodable(stream: Any) -> bool:
+    # A damaged stream description (an MP4 sample description, an MKV track entry) can name no
+    # codec FFmpeg knows: then the stream has no codec context and nothing in it can be decoded.
+    return stream.codec_context is not None
+
+
 def pick_streams(container: Any, path: str, audio_stream: int | None) -> tuple[Any, Any, list[Any]]:
-    """The video stream (first non-cover-art one), the chosen audio stream, and all audio streams."""
+    """The video stream (first non-cover-art one), the chosen audio stream, and all audio streams.
+
+    Streams whose codec FFmpeg does not know are not offered (they cannot be decoded); the audio
+    streams keep their numbering, so ``audio_stream`` means the same whatever the damage.
+    """
     import av
 
     videos = [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
@@ -129,7 +158,16 @@ def pick_streams(container: Any, path: str, audio_stream: int | None) -> tuple[A
         raise MediaError(
             f"audio stream {n} requested but the file has {len(audios)} (numbered 0-{len(audios) - 1})", path
         )
-    return videos[0], audios[n], audios
+    video = next((s for s in videos if _decodable(s)), None)
+    if video is None:
+        raise MediaError(
+            f"the video stream {videos[0].index} has an unknown codec (a damaged stream description?)", path
+        )
+    if not _decodable(audios[n]):
+        raise MediaError(
+            f"the audio stream {audios[n].index} has an unknown codec (a damaged stream description?)", path
+        )
+    return video, audios[n], [a for a in audios if _decodable(a)]
 
 
 def time_origin_us(container: Any) -> int:
@@ -146,7 +184,7 @@ def _first_frames(container: Any, streams: list[Any], path: str) -> dict[int, An
     want = {s.index for s in streams}
     found: dict[int, Any] = {}
     try:
-        for n_packets, packet in enumerate(container.demux(streams)):
+        for n_packets, packet in enumerate(demux(container, streams)):
             if n_packets > FIRST_FRAME_SCAN_PACKETS:
                 break
             if packet.stream.index in found:
@@ -196,7 +234,7 @@ def _stream_ends(
         try:
             if from_us is not None:
                 source.seek(from_us, backward=True, any_frame=False)
-            for packet in source.demux(wanted):
+            for packet in demux(source, wanted):
                 ts = packet.pts if packet.pts is not None else packet.dts
                 if ts is None or packet.is_discard:
                     continue
@@ -352,3 +390,18 @@ def _probe_open(container: Any, path: str, audio_stream: int | None) -> MediaInf
         video_span=video_span,
         audio_span=spans[astream.index],
     )
+
+
+def header_duration_sec(path: str | os.PathLike) -> float | None:
+    """The duration the container's header states (cheap: nothing is decoded); None if unknown.
+
+    For checks before the real work (is ``--start`` inside the file?); :func:`probe` measures.
+    """
+    try:
+        container = open_input(path)
+    except MediaError:
+        return None
+    try:
+        return container.duration / 1e6 if container.duration is not None else None
+    finally:
+        container.close()

@@ -6,7 +6,7 @@ from fractions import Fraction
 from typing import Any
 
 from . import timing
-from .probe import MediaInfo, av_cause, open_input
+from .probe import MediaInfo, av_cause, demux, open_input
 
 
 class StreamDecoder:
@@ -44,7 +44,7 @@ class StreamDecoder:
     def _decoded(self) -> Any:
         """Decoded frames in presentation order, then the decoder's flush at the end or on damage."""
         try:
-            for packet in self._container.demux(self._stream):
+            for packet in demux(self._container, self._stream):
                 try:
                     yield from packet.decode()
                 except self._av_error:

@@ -12,6 +12,10 @@ replaced or edited since is checked again). Failed files are always retried, sin
 (a missing file, a network share that was down, no memory) are worth another try and a
 permanent one costs one quick failure.
 
+File names that are not valid UTF-8 are kept exactly: JSONL writes their undecodable bytes as
+JSON escapes (``\\udcff`` for the byte 0xFF, read back losslessly by Python's ``json``), the CSV
+holds the name's bytes as they are on disk (the rest of the file is UTF-8).
+
 CSV (``--csv``): one row per file with the flat fields (:data:`CSV_FIELDS`). Rows are collected
 and the file is written to a temporary name in the same folder and moved into place when the
 report closes (also when the batch is interrupted), so a reader never sees half a CSV. Appending
@@ -111,7 +115,11 @@ class JsonlReport:
     def append(self, result: SyncResult | dict[str, Any]) -> None:
         """Write one result as one line, and make it durable before returning."""
         line = json.dumps(_as_dict(result), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        self._write(line.encode("utf-8") + b"\n")
+        # A name that is not valid UTF-8 reaches us with its bytes as lone surrogates (Python's
+        # surrogateescape); they can only sit inside JSON strings, where backslashreplace writes
+        # them as the JSON escape "\udcff", which reads back as the same str, so os.fsencode
+        # gives the original bytes and resume finds the file. The file stays valid UTF-8.
+        self._write(line.encode("utf-8", "backslashreplace") + b"\n")
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -213,7 +221,11 @@ class CsvReport:
     def close(self) -> None:
         """Write all rows to a temporary file next to the target, then move it into place."""
         try:
-            with atomic_path(self.path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            # surrogateescape: a name that is not valid UTF-8 is written as its bytes on disk
+            with (
+                atomic_path(self.path) as tmp,
+                open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as f,
+            ):
                 writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
                 writer.writeheader()
                 writer.writerows(self._rows)

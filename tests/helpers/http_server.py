@@ -26,6 +26,9 @@ class Switches:
     corrupt: set[str] = field(default_factory=set)  # same size, one byte flipped
     delay: dict[str, tuple[float, int]] = field(default_factory=dict)  # path -> (seconds, times)
     redirect: dict[str, str] = field(default_factory=dict)  # path -> Location
+    # path -> ((bytes, seconds), times): send the body `bytes` at a time, `seconds` apart
+    trickle: dict[str, tuple[tuple[int, float], int]] = field(default_factory=dict)
+    stall_after: dict[str, tuple[int, int]] = field(default_factory=dict)  # path -> (bytes, times)
     ignore_range: bool = False
 
 
@@ -117,6 +120,18 @@ class FileServer:
                 if status == 206:
                     self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
                 self.end_headers()
+                if (slow := server._take(sw.trickle, path)) is not None:
+                    step, pause = slow
+                    for i in range(0, len(body), step):
+                        self.wfile.write(body[i : i + step])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                    return
+                if (stall := server._take(sw.stall_after, path)) is not None:
+                    self.wfile.write(body[:stall])
+                    self.wfile.flush()
+                    time.sleep(30)  # silent, connection open: the client must give up
+                    return
                 cut = server._take(sw.cut_after, path)
                 if cut is not None:
                     body = body[:cut]
