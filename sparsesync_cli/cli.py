@@ -214,9 +214,13 @@ class _DownloadBar:
 @app.command()
 def predict(
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Video files and/or folders to check.", show_default=False, metavar="PATHS..."),
-    ],
+        list[str] | None,
+        typer.Argument(
+            help="Video files, folders and/or URIs (s3://bucket/key or prefix/) to check.",
+            show_default=False,
+            metavar="PATHS...",
+        ),
+    ] = None,
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
     config: ConfigOpt = None,
@@ -271,6 +275,11 @@ def predict(
         bool, typer.Option("--no-optimize", help="Run the plain modules (slower; for comparisons).")
     ] = False,
     calibration: CalibrationOpt = None,
+    files_from: FilesFromOpt = None,
+    parquet: ParquetOpt = None,
+    ray: RayOpt = None,
+    actors: ActorsOpt = "auto",
+    num_gpus_per_actor: GpusPerActorOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -284,22 +293,37 @@ def predict(
     """
     from .analysis.predict import VIDEO_EXTENSIONS
 
+    runner = None
     try:
         exts = [e.strip() for e in ext.split(",") if e.strip()] if ext else VIDEO_EXTENSIONS
-        files = _inputs(paths, recursive, exts, model, checkpoint)
+        files = _inputs(paths, recursive, exts, model, checkpoint, files_from, ray)
         _outputs((jsonl, "the JSONL report"), (csv_path, "the CSV report"), (report, "the HTML report"))
         # validated before the (slow) model load; the batch size depends on the model's device
         options = _options(start, duration, shift, stride, batch_size or 1, audio_stream)
         if start is not None:
             _check_start(files, start)
-        sync_model = _load_model(model, checkpoint, config, device, precision, threads, not no_optimize)
+        model_args = (model, checkpoint, config, device, precision, threads, not no_optimize)
+        if ray is not None:
+            runner = _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size)
+        sync_model = _load_model(*model_args[:3], "cpu" if ray else device, *model_args[4:])
         _calibrate(sync_model, calibration)
         options = replace(options, batch_size=batch_size or _default_batch(sync_model))
     except AvsyncError as e:
         raise _fail(e) from None
     except ValueError as e:
         raise _fail(UsageError(str(e))) from None
-    results = _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_windows, quiet)
+    results = _run_batch(
+        files,
+        sync_model,
+        options,
+        as_json,
+        jsonl,
+        csv_path,
+        show_windows,
+        quiet,
+        runner=runner,
+        parquet=parquet,
+    )
     if report is not None:
         try:
             _write_html(results, report, sync_model, options)
@@ -307,22 +331,6 @@ def predict(
             raise _fail(e) from None
     if any(not r.get("ok") for r in results):
         raise typer.Exit(1)
-
-
-def _inputs(paths, recursive, exts, model, checkpoint) -> list[Path]:
-    """The files to check; usage errors (a missing input, an unknown model) before any work."""
-    from .analysis.predict import collect_media_files
-    from .checkpoints.registry import get_entry
-
-    for p in paths:
-        if not os.path.lexists(p):
-            raise UsageError("no such file or folder", p)
-    if model is not None and checkpoint is None:
-        get_entry(model)
-    files = collect_media_files(paths, recursive=recursive, extensions=exts)
-    if not files:
-        raise UsageError("no video files found in " + ", ".join(str(p) for p in paths))
-    return files
 
 
 def _outputs(*outputs: tuple[Path | None, str]) -> None:
@@ -367,31 +375,128 @@ def _options(start, duration, shift, stride, batch_size, audio_stream):
     )
 
 
-def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_windows, quiet) -> list[dict]:
-    """Check every file, writing reports as results arrive; returns every result as a dict."""
+FilesFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--files-from", help="Also check the paths/URIs listed in this file, one a line (- = stdin)."
+    ),
+]
+ParquetOpt = Annotated[
+    Path | None,
+    typer.Option("--parquet", help="Also write the results as Parquet files into this folder (resumable)."),
+]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="[ADDRESS]",
+        help="Run on Ray: alone, a local Ray runtime; `--ray auto` or `--ray ray://HOST:10001` joins a "
+        "cluster. Needs pip install 'sparsesync-cli[ray]'.",
+    ),
+]
+ActorsOpt = Annotated[
+    str, typer.Option("--actors", help="With --ray: model actors, N or auto (as many as fit).")
+]
+GpusPerActorOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--num-gpus-per-actor",
+        min=0,
+        help="With --ray: GPUs per model actor (default 1 if the cluster has GPUs, else 0: CPU actors).",
+    ),
+]
+
+
+def _inputs(paths, recursive, exts, model, checkpoint, files_from=None, ray=None) -> list[str]:
+    """The files to check (paths, folders, URIs, the --files-from list); usage errors (a missing
+    input, an unknown model, a bad --ray address) before any work."""
+    from .checkpoints.registry import get_entry
+    from .distributed.sources import collect_sources
+    from .media.remote import is_uri
+
+    paths = list(paths or [])
+    if ray is not None and not _is_ray_address(ray):
+        raise UsageError(f"--ray {ray}: expected local, auto, ray://HOST:PORT or HOST:PORT")
+    for p in paths:
+        if not is_uri(p) and not os.path.lexists(p):
+            raise UsageError("no such file or folder", p)
+    if model is not None and checkpoint is None:
+        get_entry(model)
+    files = collect_sources(paths, recursive=recursive, extensions=exts, files_from=files_from)
+    if not files:
+        raise UsageError("no video files found in " + (", ".join(paths) or "the list"))
+    return files
+
+
+def _is_ray_address(value: str) -> bool:
+    import re
+
+    return value in ("local", "auto") or "://" in value or bool(re.fullmatch(r"[\w.-]+:\d+", value))
+
+
+def _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size):
+    """Runs files on Ray (see distributed.ray_pipeline): call it as _run_batch's runner, or .score."""
+    from .distributed.ray_pipeline import predict_on_ray, require_ray, score_on_ray
+    from .distributed.work import ModelSpec
+
+    require_ray()  # the one-line install hint before anything slow
+    if actors != "auto" and not (actors.isdigit() and int(actors) > 0):
+        raise UsageError(f"--actors {actors}: expected a positive number or auto")
+    name, checkpoint, config, device, precision, threads, optimize = model_args
+    spec = ModelSpec(name, _str(checkpoint), _str(config), device, precision, threads or 1, optimize)
+    cluster = {
+        "address": None if ray == "local" else ray,
+        "actors": actors,
+        "num_gpus_per_actor": num_gpus_per_actor,
+        "cpus_per_actor": threads or 1,
+    }
+
+    def calibrated(sync_model):
+        return replace(spec, calibration=sync_model.info.calibration)
+
+    def run(todo, sync_model, options, on_window=None, on_error=None):
+        return predict_on_ray(
+            todo, calibrated(sync_model), options, sync_model.info, batch_size=batch_size, **cluster
+        )
+
+    def score(files, sync_model, **kwargs):
+        return score_on_ray(
+            files, calibrated(sync_model), sync_model.info, batch_size=batch_size, **kwargs, **cluster
+        )
+
+    run.score = score
+    return run
+
+
+def _str(p: Path | None) -> str | None:
+    return None if p is None else str(p.resolve())
+
+
+def _run_batch(
+    files, sync_model, options, as_json, jsonl, csv_path, show_windows, quiet, runner=None, parquet=None
+) -> list[dict]:
+    """Check every file, writing reports as results arrive; returns every result as a dict.
+
+    ``runner(todo, model, options, on_window=...)`` yields the results (default: one file after
+    another here; ``--ray``: on a cluster).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from .analysis.predict import iter_predictions
     from .analysis.results import SyncResult
-    from .report.records import CsvReport, JsonlReport, done_keys, file_key, read_jsonl
+    from .distributed.parquet import ParquetResults, read_parquet_results
+    from .distributed.sources import split_done
+    from .report.records import CsvReport, JsonlReport, read_jsonl
 
     out, err = _out_console(), _err_console()
-    skipped: list[dict] = []
-    todo = list(files)
     try:
-        if jsonl is not None and jsonl.exists():
-            done = done_keys(jsonl, model=sync_model.info.name)
-            previous = {os.path.realpath(r["path"]): r for r in read_jsonl(jsonl) if r.get("ok")}
-            todo = []
-            for f in files:
-                key = file_key(f)
-                if key is not None and key in done:
-                    skipped.append(previous[key[0]])
-                else:
-                    todo.append(f)
-            if skipped:
-                err.print(f"avsync: {len(skipped)} file(s) already in {jsonl}, skipping them", markup=False)
+        previous = read_jsonl(jsonl) if jsonl is not None and jsonl.exists() else []
+        previous += read_parquet_results(parquet) if parquet is not None else []
+        todo, skipped = split_done([str(f) for f in files], previous, model=sync_model.info.name)
+        if skipped:
+            err.print(f"avsync: {len(skipped)} file(s) already in the report, skipping them", markup=False)
         jsonl_report = JsonlReport(jsonl) if jsonl is not None else None
+        parquet_report = ParquetResults(parquet) if parquet is not None else None
     except AvsyncError as e:
         raise _fail(e) from None
     csv_report = CsvReport(csv_path) if csv_path is not None else None
@@ -423,13 +528,15 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
 
     try:
         with progress:
-            for result in iter_predictions(
+            for result in (runner or iter_predictions)(
                 todo, sync_model, options, on_window=on_window, on_error=_on_error
             ):
                 d = result.to_dict()
                 results.append(d)
                 if jsonl_report:
                     jsonl_report.append(d)
+                if parquet_report:
+                    parquet_report.add(d)
                 if csv_report:
                     csv_report.add(d)
                 progress.advance(files_task)
@@ -442,6 +549,8 @@ def _run_batch(files, sync_model, options, as_json, jsonl, csv_path, show_window
     finally:
         if jsonl_report:
             jsonl_report.close()
+        if parquet_report:
+            parquet_report.close()
         if csv_report:
             csv_report.close()
     if not as_json and len(files) > 1:
@@ -687,9 +796,9 @@ DESYNC_MODEL = "synchformer-audioset"  # the checkpoint av-benchmark's DeSync us
 @app.command()
 def score(
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Generated videos and/or folders.", show_default=False, metavar="PATHS..."),
-    ],
+        list[str] | None,
+        typer.Argument(help="Generated videos, folders and/or URIs.", show_default=False, metavar="PATHS..."),
+    ] = None,
     model: Annotated[
         str | None, typer.Option("--model", "-m", help=f"Registry model (default {DESYNC_MODEL}).")
     ] = None,
@@ -715,6 +824,10 @@ def score(
         typer.Option("--batch-size", min=1, help="Windows per model call (default: 1 on CPU, 8 on CUDA)."),
     ] = None,
     calibration: CalibrationOpt = None,
+    files_from: FilesFromOpt = None,
+    ray: RayOpt = None,
+    actors: ActorsOpt = "auto",
+    num_gpus_per_actor: GpusPerActorOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -730,21 +843,28 @@ def score(
 
     out = _out_console()
     try:
-        files = _inputs(paths, recursive, VIDEO_EXTENSIONS, model, checkpoint)
+        files = _inputs(paths, recursive, VIDEO_EXTENSIONS, model, checkpoint, files_from, ray)
         if model is None and checkpoint is None:
             model = DESYNC_MODEL
-        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        model_args = (model, checkpoint, config, device, precision, threads, True)
+        runner = _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size) if ray else None
+        sync_model = _load_model(*model_args[:3], "cpu" if ray else device, *model_args[4:])
         _calibrate(sync_model, calibration)
         batch_size = batch_size or _default_batch(sync_model)
         results = []
-        for r in score_files(
-            files,
-            sync_model,
-            clip_sec=clip_sec,
-            whole_file=whole_file,
-            batch_size=batch_size,
-            on_error=_on_error,
-        ):
+        scoring = (
+            runner.score(files, sync_model, clip_sec=clip_sec, whole_file=whole_file)
+            if runner
+            else score_files(
+                files,
+                sync_model,
+                clip_sec=clip_sec,
+                whole_file=whole_file,
+                batch_size=batch_size,
+                on_error=_on_error,
+            )
+        )
+        for r in scoring:
             results.append(r)
             if as_json:
                 out.out(json.dumps(r.to_dict()), highlight=False)
@@ -1103,10 +1223,18 @@ def evaluate_make_protocol(
     )
 
 
+def ray_argv(argv: list[str]) -> list[str]:
+    """``--ray`` alone means a local runtime: spelled ``--ray=local`` for the parser (which needs a value)."""
+    return [
+        "--ray=local" if a == "--ray" and (i + 1 == len(argv) or not _is_ray_address(argv[i + 1])) else a
+        for i, a in enumerate(argv)
+    ]
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(args=ray_argv(sys.argv[1:]))
     except KeyboardInterrupt:
         print("avsync: interrupted", file=sys.stderr)
         sys.exit(130)

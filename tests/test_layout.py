@@ -12,6 +12,7 @@ MAY_IMPORT = {
     "checkpoints": {"errors", "atomic", "families", "__init__"},
     "analysis": {"clock", "errors", "families", "media", "features", "sync_model", "heap"},
     "report": {"analysis", "atomic", "clock", "errors", "__init__"},
+    "distributed": {"analysis", "media", "sync_model", "atomic", "errors"},
     "media": {"atomic", "clock", "errors"},
     "models": {"clock", "errors", "checkpoints"},
     "features": {"clock", "errors"},

@@ -205,32 +205,48 @@ def score_file(
     """DeSync of one file; raises AvsyncError when it cannot be scored (see score_files)."""
     from ..media.decode import MediaReader
     from .predict import run_windows
+
+    check_family(model.info.family)
+    path = os.fspath(path)
+    with MediaReader(path, short_side=AV_BENCHMARK_SHORT_SIDE) as reader:
+        ends, whole = plan_score(reader, model.geometry, clip_sec, whole_file, path)
+        end_results = run_windows(reader, ends, model, batch_size=batch_size, path=path)
+        whole_results = run_windows(reader, whole, model, batch_size=batch_size, path=path) if whole else None
+    return combine_score(path, end_results, whole_results, model.grid)
+
+
+def check_family(family: str) -> None:
+    """UsageError unless ``family`` is Synchformer's (DeSync is defined with it)."""
+    if family != SYNCHFORMER:
+        raise UsageError("DeSync is defined with Synchformer: use --model synchformer-audioset (or another)")
+
+
+def plan_score(reader, geometry, clip_sec: float | None, whole_file: bool, path: str) -> tuple[list, list]:
+    """The windows :func:`score_file` reads: av-benchmark's first and last, and (``whole_file``) all."""
     from .windows import plan_windows
 
-    if model.info.family != SYNCHFORMER:
-        raise UsageError("DeSync is defined with Synchformer: use --model synchformer-audioset (or another)")
-    path = os.fspath(path)
-    grid = model.grid
-    with MediaReader(path, short_side=AV_BENCHMARK_SHORT_SIDE) as reader:
-        first, last = av_benchmark_windows(reader.video_span, reader.audio_span, clip_sec, path=path)
-        ends = run_windows(reader, [first, last], model, batch_size=batch_size, path=path)
-        logits = [np.array(w.logits) for w in ends]
-        offsets = [float(grid[int(np.argmax(z))]) for z in logits]
-        fields: dict[str, Any] = {
-            "desync_av_benchmark": desync_av_benchmark(logits[0], logits[1], grid),
-            "first_offset_sec": offsets[0],
-            "last_offset_sec": offsets[1],
-        }
-        if whole_file:
-            windows = plan_windows(reader.video_span, reader.audio_span, model.geometry, path=path)
-            results = run_windows(reader, windows, model, batch_size=batch_size, path=path)
-            all_logits = np.array([w.logits for w in results])
-            agg = aggregate(np.array([w.probs for w in results]), grid, [w.start_sec for w in results])
-            fields.update(
-                desync_windows=desync_windows(all_logits, grid),
-                desync_aggregated=desync_aggregated(agg),
-                n_windows=len(results),
-            )
+    first, last = av_benchmark_windows(reader.video_span, reader.audio_span, clip_sec, path=path)
+    whole = plan_windows(reader.video_span, reader.audio_span, geometry, path=path) if whole_file else []
+    return [first, last], whole
+
+
+def combine_score(path: str, ends: Sequence, whole: Sequence | None, grid: Sequence[float]) -> DesyncResult:
+    """A file's DeSync numbers from the window results of :func:`plan_score`'s two groups."""
+    logits = [np.array(w.logits) for w in ends]
+    offsets = [float(grid[int(np.argmax(z))]) for z in logits]
+    fields: dict[str, Any] = {
+        "desync_av_benchmark": desync_av_benchmark(logits[0], logits[1], grid),
+        "first_offset_sec": offsets[0],
+        "last_offset_sec": offsets[1],
+    }
+    if whole:
+        all_logits = np.array([w.logits for w in whole])
+        agg = aggregate(np.array([w.probs for w in whole]), grid, [w.start_sec for w in whole])
+        fields.update(
+            desync_windows=desync_windows(all_logits, grid),
+            desync_aggregated=desync_aggregated(agg),
+            n_windows=len(whole),
+        )
     return DesyncResult(path=path, ok=True, **fields)
 
 

@@ -21,8 +21,10 @@ from ..errors import AvsyncError, unexpected
 
 if TYPE_CHECKING:
     import numpy as np
+    import torch
 
     from ..sync_model import SyncModel
+    from .results import ModelInfo as ResultModel
     from .results import SyncResult, WindowResult
     from .windows import Window
 
@@ -134,6 +136,31 @@ def _prefetch(it: Iterator, depth: int) -> Iterator:
         t.join(timeout=5)
 
 
+def calibrated_logits(model: SyncModel, frames: np.ndarray, audio: np.ndarray) -> torch.Tensor:
+    """The model's logits for a batch, divided by its fitted temperature when it has one."""
+    logits = model.logits(frames, audio)
+    calibration = getattr(model.info, "calibration", None)
+    if calibration is not None:  # a fitted temperature (avsync evaluate --fit-calibration)
+        logits = logits / calibration["temperature"]
+    return logits
+
+
+def window_result(
+    start_sec: float, shift_sec: float, logits: Sequence[float], grid: Sequence[float], path: str | None
+) -> WindowResult:
+    """One window's verdict from its logits; AvsyncError when they are not finite."""
+    from .results import WindowResult
+
+    try:
+        return WindowResult.from_logits(start_sec, shift_sec, logits, grid)
+    except ValueError:  # non-finite logits: fp16 overflow or a broken checkpoint
+        raise AvsyncError(
+            f"the model gave non-finite scores for the window at {start_sec:.2f} s "
+            "(with --precision fp16/bf16, try fp32)",
+            path,
+        ) from None
+
+
 def run_windows(
     reader,
     windows: Sequence[Window],
@@ -148,7 +175,6 @@ def run_windows(
     Decoding runs one or two batches ahead of the model in a background thread.
     """
     from ..heap import heap_reuse
-    from .results import WindowResult
     from .windows import window_starts_sec
 
     starts = window_starts_sec(windows, model.geometry)
@@ -159,24 +185,32 @@ def run_windows(
     # mapping fresh pages removes most of the system time on CPU (see heap.py).
     with heap_reuse():
         batches = _prefetch(_decode_batches(reader, windows, batch_size, model.geometry), PREFETCH_BATCHES)
-        calibration = getattr(model.info, "calibration", None)
         for chunk, frames, audio in batches:
-            logits = model.logits(frames, audio)
-            if calibration is not None:  # a fitted temperature (avsync evaluate --fit-calibration)
-                logits = logits / calibration["temperature"]
+            logits = calibrated_logits(model, frames, audio)
             for w, lg in zip(chunk, logits.tolist(), strict=True):
-                t = starts[len(out)]
-                try:
-                    out.append(WindowResult.from_logits(t, w.shift_sec, lg, model.grid))
-                except ValueError:  # non-finite logits: fp16 overflow or a broken checkpoint
-                    raise AvsyncError(
-                        f"the model gave non-finite scores for the window at {t:.2f} s "
-                        "(with --precision fp16/bf16, try fp32)",
-                        path,
-                    ) from None
+                out.append(window_result(starts[len(out)], w.shift_sec, lg, model.grid, path))
             if on_window:
                 on_window(len(out), len(windows))
     return out
+
+
+def plan_file_windows(reader, geometry, options: PredictOptions, path: str) -> list[Window]:
+    """The windows ``options`` asks for in the open file (AvsyncError when there are none)."""
+    from .windows import plan_windows, window_at
+
+    # --start places the first window with the paper's arithmetic (window_at), so a window
+    # given in seconds reads what the reference reads; the rest follow it every stride.
+    anchor = window_at(options.start_sec, options.shift_sec) if options.start_sec is not None else None
+    return plan_windows(
+        reader.video_span,
+        reader.audio_span,
+        geometry,
+        stride_sec=options.stride_sec,
+        duration_sec=options.duration_sec,
+        shift_sec=options.shift_sec,
+        anchor=anchor,
+        path=path,
+    )
 
 
 def predict_file(
@@ -191,43 +225,45 @@ def predict_file(
     Raises :class:`~sparsesync_cli.errors.AvsyncError` (one line naming the file and the cause)
     when the file cannot be checked; :func:`iter_predictions` turns that into a failed result.
     """
-    import numpy as np
-
     from ..media.decode import MediaReader
-    from .aggregate import aggregate
-    from .results import SyncResult
-    from .windows import plan_windows, window_at
 
     options = options or PredictOptions()
     path = os.fspath(path)
     t0 = time.perf_counter()
     with MediaReader(path, audio_stream=options.audio_stream) as reader:
-        # --start places the first window with the paper's arithmetic (window_at), so a window
-        # given in seconds reads what the reference reads; the rest follow it every stride.
-        anchor = window_at(options.start_sec, options.shift_sec) if options.start_sec is not None else None
-        windows = plan_windows(
-            reader.video_span,
-            reader.audio_span,
-            model.geometry,
-            stride_sec=options.stride_sec,
-            duration_sec=options.duration_sec,
-            shift_sec=options.shift_sec,
-            anchor=anchor,
-            path=path,
-        )
+        windows = plan_file_windows(reader, model.geometry, options, path)
         results = run_windows(
             reader, windows, model, batch_size=options.batch_size, on_window=on_window, path=path
         )
         duration = reader.info.duration_sec
-    probs = np.array([w.probs for w in results], dtype=np.float64)
+    return combine_windows(
+        path, model.info.result_model(), model.grid, results, duration, time.perf_counter() - t0
+    )
+
+
+def combine_windows(
+    path: str,
+    result_model: ResultModel,
+    grid: Sequence[float],
+    windows: Sequence[WindowResult],
+    duration_sec: float | None,
+    elapsed_sec: float | None,
+) -> SyncResult:
+    """The file's result from its windows' verdicts (the one place a file's verdict is combined)."""
+    import numpy as np
+
+    from .aggregate import aggregate
+    from .results import SyncResult
+
+    probs = np.array([w.probs for w in windows], dtype=np.float64)
     return SyncResult.from_aggregate(
         path,
-        model=model.info.result_model(),
-        grid=model.grid,
-        windows=results,
-        aggregate=aggregate(probs, model.grid, [w.start_sec for w in results]),
-        duration_sec=duration,
-        elapsed_sec=time.perf_counter() - t0,
+        model=result_model,
+        grid=grid,
+        windows=windows,
+        aggregate=aggregate(probs, grid, [w.start_sec for w in windows]),
+        duration_sec=duration_sec,
+        elapsed_sec=elapsed_sec,
     )
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..clock import SAMPLE_RATE, VIDEO_FPS
 from ..errors import MediaError
-from . import timing
+from . import remote, timing
 
 if TYPE_CHECKING:  # av is imported lazily: `avsync --help` must not pay for it
     import av.container
@@ -92,10 +92,15 @@ def av_cause(exc: BaseException) -> str:
 
 
 def open_input(path: str | os.PathLike) -> av.container.InputContainer:
-    """Open ``path`` for demuxing, turning every way it can fail into a one-line MediaError."""
+    """Open ``path`` for demuxing, turning every way it can fail into a one-line MediaError.
+
+    ``path`` may be a URI (``s3://bucket/key``, ...): see :mod:`sparsesync_cli.media.remote`.
+    """
     import av
 
     p = os.fspath(path)
+    if remote.is_uri(p):
+        return _open_uri(p)
     if not os.path.exists(p):
         raise MediaError("no such file", p)
     if os.path.isdir(p):
@@ -111,6 +116,19 @@ def open_input(path: str | os.PathLike) -> av.container.InputContainer:
         raise MediaError(f"not a readable media file ({av_cause(exc)})", p) from exc
     except (OSError, ValueError) as exc:
         raise MediaError(f"cannot open ({av_cause(exc)})", p) from exc
+
+
+def _open_uri(uri: str) -> av.container.InputContainer:
+    import av
+
+    # FFmpeg reads http(s) and streaming protocols itself; object stores come as file objects.
+    source = uri if remote.scheme_of(uri) in remote.FFMPEG_SCHEMES else remote.open_uri(uri)
+    try:
+        return av.open(source, metadata_errors="ignore")
+    except av.FFmpegError as exc:
+        raise MediaError(f"not a readable media file ({av_cause(exc)})", uri) from exc
+    except (OSError, ValueError) as exc:
+        raise MediaError(f"cannot open ({av_cause(exc)})", uri) from exc
 
 
 def demux(container: Any, streams: Any) -> Iterator[Any]:
