@@ -330,6 +330,8 @@ def predict(
         # validated before the (slow) model load; the batch size depends on the model's device
         options = _options(start, duration, shift, stride, batch_size or 1, audio_stream)
         options = replace(options, sampling=_sampling(sample, min_windows, max_windows, min_confidence))
+        if ray is not None and sample != "all":
+            raise UsageError("--sample auto runs in this process only, not with --ray")
         if start is not None:
             _check_start(files, start)
         model_args = (model, checkpoint, config, device, precision, threads, not no_optimize)
@@ -889,6 +891,8 @@ def score(
             sampling = _sampling(sample, min_windows, max_windows)
         except ValueError as e:
             raise UsageError(str(e)) from None
+        if ray and sample != "all":
+            raise UsageError("--sample auto runs in this process only, not with --ray")
         if model is None and checkpoint is None:
             model = DESYNC_MODEL
         model_args = (model, checkpoint, config, device, precision, threads, True)
