@@ -291,6 +291,8 @@ def main() -> None:
         "wall_s": round(time.monotonic() - t0, 1),
         "out": str(root),
     }
+    # Every file's sampled RSS, in batch order: a rise along the batch is a leak, a spike a bad file.
+    (root / "rss_by_file.json").write_text(json.dumps(stats["rss_by_file"], indent=0))
     print(json.dumps(report, indent=1))
 
 

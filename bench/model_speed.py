@@ -5,6 +5,7 @@
     python bench/model_speed.py --synchformer       # Synchformer too (~40 s per window)
     python bench/model_speed.py --no-eager          # only the optimised path (and its memory)
     python bench/model_speed.py --no-optimize       # only the plain eager model
+    python bench/model_speed.py --reference ~/src/SparseSync   # the authors' model beside ours
     python bench/model_speed.py --decode ../shared/media/vggsound_3qesirWAGt4_original_30fps_44k.mp4
 
 Builds the models with random weights (random BatchNorm statistics too, so folding them is
@@ -14,6 +15,14 @@ total over ``--runs`` timed runs after ``--warmup`` untimed ones, and the peak R
 process that builds the model and runs one batch; ``ratio`` = optimised / eager.
 The machine may be shared: the two variants run interleaved (A B B A ...) in one process so
 that load hits both alike, and the load average before and after is reported.
+
+``--reference DIR`` (a checkout of github v-iashin/SparseSync; bench/reference_model.py imports
+their modules from it at run time, nothing of it is copied here) times the authors' model as a
+third variant, same inputs, same weights (ours loaded strictly into theirs), and reports
+``ratio_<variant>_over_authors`` in total and per stage, and the largest logit difference. It
+needs omegaconf, einops and torchvision installed (bench only, not avsync's dependencies).
+All variants run under predict's allocator settings (sparsesync_cli/heap.py) unless
+``--no-heap-reuse``: process-wide, so they apply to the authors' model alike.
 
 ``--decode FILE`` runs a PyAV decode loop (RGB frames at the file's size) in a thread beside the
 model, as the end-to-end pipeline does, and reports the frames it decoded per second.
@@ -36,6 +45,7 @@ out, because they did not pay:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -51,10 +61,12 @@ from pathlib import Path
 import torch
 
 from sparsesync_cli.checkpoints.config import load_config
+from sparsesync_cli.heap import heap_reuse, heap_reuse_available
 from sparsesync_cli.models.fast import optimize_for_inference
 from sparsesync_cli.models.sparsesync import SparseSync, official_arch
 
 VARIANTS = ("eager", "optimized")
+AUTHORS = "authors"  # the authors' model from a checkout given with --reference
 Stage = tuple[str, Callable[[], None]]
 Stages = tuple[list[Stage], Callable[[], torch.Tensor]]  # the stages, then the logits they made
 
@@ -87,10 +99,14 @@ def random_synchformer() -> torch.nn.Module:
     return model.eval()
 
 
+def sparsesync_inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised frames and spectrograms of ``batch`` windows, the same for every variant."""
+    g = torch.Generator().manual_seed(batch)
+    return torch.randn(batch, 125, 3, 224, 224, generator=g), torch.randn(batch, 1, 257, 626, generator=g)
+
+
 def sparsesync_stages(model: SparseSync, batch: int) -> Stages:
-    g = torch.Generator().manual_seed(batch)  # the same inputs for every variant
-    vid = torch.randn(batch, 125, 3, 224, 224, generator=g)
-    aud = torch.randn(batch, 1, 257, 626, generator=g)
+    vid, aud = sparsesync_inputs(batch)
     box: dict[str, torch.Tensor] = {}
 
     def s3d() -> None:
@@ -132,9 +148,15 @@ def time_stages(stages: list[Stage]) -> dict[str, float]:
     return out
 
 
-def compare(models: dict[str, torch.nn.Module], make_stages, batch: int, runs: int, warmup: int) -> dict:
-    """Interleaved timing of the variants; medians per window, ratio, and how far the logits differ."""
-    stages = {k: make_stages(m, batch) for k, m in models.items()}
+def compare(
+    models: dict[str, torch.nn.Module], make_stages, batch: int, runs: int, warmup: int, makers=None
+) -> dict:
+    """Interleaved timing of the variants; medians per window, ratio, and how far the logits differ.
+
+    ``makers``: a stage builder per variant where it differs from ``make_stages`` (the authors' model).
+    """
+    makers = makers or {}
+    stages = {k: makers.get(k, make_stages)(m, batch) for k, m in models.items()}
     times: dict[str, list[dict[str, float]]] = {k: [] for k in models}
     order = list(models)
     with torch.inference_mode():
@@ -153,7 +175,20 @@ def compare(models: dict[str, torch.nn.Module], make_stages, batch: int, runs: i
         }
         result[k]["runs_total_s"] = [round(t["total"], 3) for t in ts]
         result[k]["runs_cpu_util"] = [round(t["cpu_util"], 2) for t in ts]
-    if len(models) == 2:
+    if AUTHORS in models:  # the baseline of issue 15: the authors' forward, same inputs and weights
+        ref = result[AUTHORS]
+        for v in VARIANTS:
+            if v in result:
+                result[f"ratio_{v}_over_authors"] = round(
+                    result[v]["total_s_per_window"] / ref["total_s_per_window"], 3
+                )
+                for stage in ("s3d", "audio_bridge_head"):
+                    result[f"{stage}_ratio_{v}_over_authors"] = round(
+                        result[v][f"{stage}_s_per_window"] / ref[f"{stage}_s_per_window"], 3
+                    )
+                diff = (logits[v] - logits[AUTHORS]).abs().max().item()
+                result[f"max_abs_logit_diff_{v}_vs_authors"] = float(f"{diff:.3g}")
+    if "eager" in models and "optimized" in models:
         eager, fast = (result[v]["total_s_per_window"] for v in VARIANTS)
         result["ratio"] = round(fast / eager, 3)
         first = stages["eager"][0][0][0]  # the backbone
@@ -231,6 +266,17 @@ def main() -> None:
     ap.add_argument(
         "--config", type=Path, default=None, help="a cfg-<id>.yaml (default: the official 21-class)"
     )
+    ap.add_argument(
+        "--reference",
+        type=Path,
+        metavar="DIR",
+        help="a checkout of v-iashin/SparseSync: time the authors' model beside ours (same inputs, weights)",
+    )
+    ap.add_argument(
+        "--no-heap-reuse",
+        action="store_true",
+        help="time without predict's allocator settings (sparsesync_cli/heap.py), for every variant",
+    )
     ap.add_argument("--rss-child", choices=VARIANTS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -257,9 +303,25 @@ def main() -> None:
         t_decode = time.perf_counter()
     base = full_sparsesync(args.config)
     models = {"eager": base, "optimized": optimize_for_inference(base)}
-    report["sparsesync"] = compare(
-        {v: models[v] for v in variants}, sparsesync_stages, args.batch, args.runs, args.warmup
-    )
+    timed = {v: models[v] for v in variants}
+    makers = {}
+    if args.reference:
+        from reference_model import REFERENCE_NOTES, load_reference, reference_stages
+
+        # Our state dict has the authors' key names: their model loads it strictly.
+        timed[AUTHORS] = load_reference(args.reference, base.state_dict())
+        makers[AUTHORS] = lambda m, batch: reference_stages(m, *sparsesync_inputs(batch))
+        report["reference"] = {
+            "dir": str(args.reference),
+            "notes": REFERENCE_NOTES,
+            "weights": "this run's random full-size weights (21 classes), loaded strictly into both",
+            "authors_demo_end_to_end": "not run: scripts/example.py needs torchaudio, torchvision.io and "
+            "a system ffmpeg; the registry's torchvision/torchaudio are CUDA builds that do not load "
+            "beside a CPU-only torch",
+        }
+    report["heap_reuse"] = heap_reuse_available() and not args.no_heap_reuse
+    with contextlib.nullcontext() if args.no_heap_reuse else heap_reuse():
+        report["sparsesync"] = compare(timed, sparsesync_stages, args.batch, args.runs, args.warmup, makers)
     if args.synchformer:
         sf = random_synchformer()
         if optimize_for_inference(sf) is sf:  # nothing to optimise: time it once

@@ -3,6 +3,7 @@
     python bench/run.py                 # CPU, ~15-20 min on 2 cores; clips cached in /tmp/avsync-bench
     python bench/run.py --quick         # the 60 s clip only (~5 min)
     python bench/run.py --device cuda   # the same on a GPU (bench/gpu_check.sh runs this)
+    python bench/run.py --quick --clip-seconds 20 --model-runs 0 --no-eager-e2e   # busy machine
 
 Needs nothing but the installed package (`pip install -e .`): the full-size SparseSync (21
 classes) is built with random weights (speed does not depend on the values), and the test videos
@@ -17,7 +18,10 @@ Every figure is measured in this run, beside its baseline:
   ``predict_<variant>``: ``predict_file`` on the whole file (decode thread + model + aggregation):
   seconds per minute of video, per window, the real-time factor (processing seconds per second
   of video), and ``e2e_over_model``: end-to-end seconds per window over the model's own seconds
-  per window measured in the same process right after (1.0 = decoding fully hidden);
+  per window measured in the same process right after (1.0 = decoding fully hidden), under the
+  same allocator settings as predict's window loop (sparsesync_cli/heap.py); CPU seconds per
+  window split into user and system time, with the minor page faults, for the whole run and
+  for the model alone (``model_*``);
 - ``cpu_bound_e2e_over_model``: on CPU, decoding and the model share the same cores, so no
   pipeline can beat (model CPU-seconds + decode CPU-seconds per window) / cores; this is that
   floor, from the CPU times measured above.
@@ -72,11 +76,20 @@ def peak_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_times(since: dict | None = None) -> dict:
+    """This process's CPU seconds (user, system, both) and minor page faults, all threads;
+    with ``since``: the difference from that earlier reading."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    now = {"user": r.ru_utime, "sys": r.ru_stime, "cpu": r.ru_utime + r.ru_stime, "minflt": r.ru_minflt}
+    return {k: v - since[k] for k, v in now.items()} if since else now
+
+
 def child(args: argparse.Namespace) -> dict:
     """One measurement in this (fresh) process: ``decode`` or ``predict_<variant>`` on a clip."""
     import numpy as np
     import torch
 
+    from sparsesync_cli.heap import heap_reuse, heap_reuse_available
     from sparsesync_cli.media.decode import MediaReader
 
     torch.set_num_threads(args.threads)
@@ -85,22 +98,27 @@ def child(args: argparse.Namespace) -> dict:
         duration = r.info.duration_sec
     minutes = duration / 60
     if args.child == "decode":
-        t, c = time.perf_counter(), time.process_time()
-        with MediaReader(path) as r:
+        t, c = time.perf_counter(), cpu_times()
+        with heap_reuse(), MediaReader(path) as r:  # as run_windows decodes
             lo, hi = r.video_span
             n = 0
             for f in range(lo, hi - 125 + 1, 125):
                 r.read_frames(f, 125)
                 r.read_audio(f * 640, 80_000)
                 n += 1
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        wall, cpu = time.perf_counter() - t, cpu_times(c)
         return {
             "windows": n,
             "s_per_min": round(wall / minutes, 2),
             "video_minutes_per_minute": round(60 / (wall / minutes), 2),
             "s_per_window": round(wall / n, 3),
-            "cpu_s_per_window": round(cpu / n, 3),  # all threads: what decoding takes from the cores
+            # all threads: what decoding takes from the cores
+            "cpu_s_per_window": round(cpu["cpu"] / n, 3),
+            "user_s_per_window": round(cpu["user"] / n, 3),
+            "sys_s_per_window": round(cpu["sys"] / n, 3),
+            "minor_faults_per_window": round(cpu["minflt"] / n),
             "peak_rss_mb": round(peak_rss_mb()),
+            "loadavg_after": round(os.getloadavg()[0], 2),
         }
 
     from model_speed import full_sparsesync
@@ -126,31 +144,42 @@ def child(args: argparse.Namespace) -> dict:
     model.logits(frames, audio)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
-    t, c = time.perf_counter(), time.process_time()
+    t, c = time.perf_counter(), cpu_times()
     result = predict_file(path, model, PredictOptions(batch_size=args.batch_size))
-    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    wall, cpu = time.perf_counter() - t, cpu_times(c)
     n = len(result.windows)
-    # the model alone, same process, same inputs shape: what decoding would cost on top of
+    # the model alone, same process, same inputs shape, under the same allocator settings as
+    # predict's window loop: what decoding would cost on top of
     reps = max(2, min(6, n // args.batch_size))
-    t, c = time.perf_counter(), time.process_time()
-    for _ in range(reps):
-        model.logits(frames, audio)
+    t, c = time.perf_counter(), cpu_times()
+    with heap_reuse():
+        for _ in range(reps):
+            model.logits(frames, audio)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     model_s = (time.perf_counter() - t) / (reps * args.batch_size)
-    model_cpu = (time.process_time() - c) / (reps * args.batch_size)
+    model_cpu = cpu_times(c)
+    model_cpu = {k: v / (reps * args.batch_size) for k, v in model_cpu.items()}
     return {
         "windows": n,
         "s_per_min": round(wall / minutes, 2),
         "video_minutes_per_minute": round(60 / (wall / minutes), 2),
         "s_per_window": round(wall / n, 3),
-        "cpu_s_per_window": round(cpu / n, 3),
+        "cpu_s_per_window": round(cpu["cpu"] / n, 3),
+        "user_s_per_window": round(cpu["user"] / n, 3),
+        "sys_s_per_window": round(cpu["sys"] / n, 3),
+        "minor_faults_per_window": round(cpu["minflt"] / n),
         "model_s_per_window": round(model_s, 3),
         "model_windows_per_s": round(1 / model_s, 2),
-        "model_cpu_s_per_window": round(model_cpu, 3),
+        "model_cpu_s_per_window": round(model_cpu["cpu"], 3),
+        "model_user_s_per_window": round(model_cpu["user"], 3),
+        "model_sys_s_per_window": round(model_cpu["sys"], 3),
+        "model_minor_faults_per_window": round(model_cpu["minflt"]),
+        "heap_reuse": heap_reuse_available(),
         "e2e_over_model": round(wall / n / model_s, 3),
         "real_time_factor": round(wall / duration, 3),
         "peak_rss_mb": round(peak_rss_mb()),
+        "loadavg_after": round(os.getloadavg()[0], 2),
         "device": args.device,
         "precision": precision,
         "batch_size": args.batch_size,
@@ -171,6 +200,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch intra-op threads")
     ap.add_argument("--batch-size", type=int, default=None, help="windows per model call (CPU 1, CUDA 8)")
     ap.add_argument("--quick", action="store_true", help="the 60 s clip only")
+    ap.add_argument(
+        "--clip-seconds",
+        type=int,
+        default=None,
+        help="length of the 720p clip (default 60; shorter for a busy machine)",
+    )
+    ap.add_argument("--model-runs", type=int, default=3, help="timed runs of model_speed.py (0: skip it)")
+    ap.add_argument("--no-eager-e2e", action="store_true", help="skip the eager model's end-to-end run")
     ap.add_argument("--dir", type=Path, default=Path(os.environ.get("AVSYNC_BENCH_DIR", "/tmp/avsync-bench")))
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--clip", help=argparse.SUPPRESS)
@@ -197,6 +234,9 @@ def main() -> None:
     }
     args.dir.mkdir(parents=True, exist_ok=True)
     clips = {k: v for k, v in CLIPS.items() if not (args.quick and k != "720p_60s")}
+    if args.clip_seconds:
+        clips = {f"720p_{args.clip_seconds}s" if k == "720p_60s" else k: v for k, v in clips.items()}
+        clips[f"720p_{args.clip_seconds}s"] = (1280, 720, args.clip_seconds)
     paths = {}
     for name, (w, h, secs) in clips.items():
         paths[name] = args.dir / f"{name}.mp4"
@@ -204,9 +244,10 @@ def main() -> None:
             print(f"synthesising {paths[name]} ...", file=sys.stderr)
             synthesize(paths[name], w, h, secs)
 
-    if args.device == "cpu":
+    if args.device == "cpu" and args.model_runs > 0:
         print("model: eager vs optimised ...", file=sys.stderr)
-        cmd = [sys.executable, str(BENCH / "model_speed.py"), "--runs", "3", "--threads", str(args.threads)]
+        cmd = [sys.executable, str(BENCH / "model_speed.py"), "--runs", str(args.model_runs)]
+        cmd += ["--threads", str(args.threads)]
         ms = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)["sparsesync"]
         report["model"] = {
             v: {
@@ -222,17 +263,16 @@ def main() -> None:
     for name, path in paths.items():
         print(f"{name}: decode ...", file=sys.stderr)
         entry: dict = {"decode": run_child(args, "decode", path)}
-        variants = ["optimized"] + (["eager"] if name == "720p_60s" else [])
+        variants = ["optimized"] + (["eager"] if name.startswith("720p") and not args.no_eager_e2e else [])
         for v in variants:
             print(f"{name}: predict ({v}) ...", file=sys.stderr)
             entry[f"predict_{v}"] = run_child(args, f"predict_{v}", path)
         report[name] = entry
     if "eager" in report.get("model", {}):
-        opt, eager = report["720p_60s"]["predict_optimized"], report["720p_60s"].get("predict_eager")
+        short = next(k for k in paths if k.startswith("720p"))
+        opt, eager = report[short]["predict_optimized"], report[short].get("predict_eager")
         if eager:
-            report["720p_60s"]["e2e_ratio_optimized_over_eager"] = round(
-                opt["s_per_min"] / eager["s_per_min"], 3
-            )
+            report[short]["e2e_ratio_optimized_over_eager"] = round(opt["s_per_min"] / eager["s_per_min"], 3)
     for name in paths:
         e = report[name]
         p, d = e["predict_optimized"], e["decode"]

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sparsesync_cli"
 # part -> the parts it may import (names as in the README's "Development" map).
 MAY_IMPORT = {
     "checkpoints": {"errors", "atomic", "families", "__init__"},
-    "analysis": {"clock", "errors", "families", "media", "features", "sync_model"},
+    "analysis": {"clock", "errors", "families", "media", "features", "sync_model", "heap"},
     "report": {"analysis", "atomic", "clock", "errors", "__init__"},
     "distributed": {"analysis", "media", "sync_model", "atomic", "errors"},
     "media": {"atomic", "clock", "errors"},
@@ -18,6 +18,7 @@ MAY_IMPORT = {
     "features": {"clock", "errors"},
     "families": {"analysis", "errors", "checkpoints", "models", "features"},
     "atomic": set(),
+    "heap": set(),
     "writable": {"errors"},
     "clock": set(),
     "errors": set(),
