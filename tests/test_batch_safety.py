@@ -88,7 +88,7 @@ def test_an_unexpected_exception_fails_one_file_and_the_batch_goes_on(clip, tmp_
     assert [r.ok for r in results] == [True, False, True]
     err = results[1].error
     assert err.startswith("unexpected error while checking the file: RuntimeError: boom in the network")
-    assert "analysis/predict.py:run_windows" in err and "\n" not in err
+    assert "(in analysis/predict.py:" in err and "\n" not in err  # where: the innermost frame of ours
 
 
 def test_cli_batch_survives_an_unexpected_exception_and_debug_shows_the_traceback(
