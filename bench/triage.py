@@ -251,7 +251,7 @@ def real_files(tmp: Path, shared: Path) -> tuple[list[dict], float, float]:
 
 
 # ---------------------------------------------------------------- long file
-def long_file(tmp: Path, threads: int) -> dict:
+def long_file(tmp: Path, threads: int, minutes: float = 60.0) -> dict:
     import torch
     from model_speed import full_sparsesync
 
@@ -264,8 +264,8 @@ def long_file(tmp: Path, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     clips = {}
-    for name, sec in (("hour", 3600), ("minute", 60)):
-        path = tmp / f"long_1080p_{name}.mp4"
+    for name, sec in (("hour", round(minutes * 60)), ("minute", 60)):
+        path = tmp / f"long_1080p_{name}_{sec}s.mp4"
         if not path.exists():
             t0 = time.perf_counter()
             part = path.with_name(path.stem + ".partial.mp4")
@@ -326,6 +326,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="simulated files only")
     ap.add_argument("--long-file", action="store_true", help="only the 60-minute 1080p check")
+    ap.add_argument("--long-minutes", type=float, default=60.0, help="--long-file: its length (60)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--tmp", type=Path, default=Path("/tmp/avsync-triage"))
     ap.add_argument(
@@ -334,7 +335,7 @@ def main() -> None:
     args = ap.parse_args()
     args.tmp.mkdir(parents=True, exist_ok=True)
     if args.long_file:
-        print(json.dumps(long_file(args.tmp, args.threads), indent=1))
+        print(json.dumps(long_file(args.tmp, args.threads, args.long_minutes), indent=1))
         return
     seq_s, seek_s = 1.0, 0.0
     if not args.no_real:
