@@ -64,6 +64,10 @@ POSTERIOR_MARGIN = 2.0  # the verdict's class must be this many times as likely 
 GROWTH = 0.25  # after the first round, each batch adds this share of the windows read so far
 
 
+# Why reading stopped when every window was asked for (local and Ray runs say the same).
+STOPPED_ALL = "read every window (--sample all)"
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     """How many windows to read: ``mode`` "all" (every window) or "auto" (the stopping rule)."""
@@ -280,7 +284,7 @@ def sample_windows(
 
     if options.mode == "all" or n <= options.min_windows:
         _visit_all(list(range(n)), cap, batch_size, visit)
-        why = "read every window" + (" (--sample all)" if options.mode == "all" else " (a short file)")
+        why = STOPPED_ALL if options.mode == "all" else "read every window (a short file)"
         if cap < n:
             return Sampled(
                 probs, tuple(skipped), f"undecided: --max-windows {cap} reached", False, False, tuple(visited)

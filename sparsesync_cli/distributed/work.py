@@ -97,11 +97,16 @@ class PredictJob:
     ) -> SyncResult:
         """The file's result from its windows, as :func:`~sparsesync_cli.predict.predict_file` builds it."""
         from ..analysis.predict import combine_windows
+        from ..analysis.results import Sampling
+        from ..analysis.sampling import STOPPED_ALL
 
         setup = self.setup
+        n = len(groups["windows"])  # the Ray path reads every window (--sample auto is refused)
+        read = Sampling(sampling="all", windows_used=n, windows_total=n, stopped=STOPPED_ALL)
         result = combine_windows(
-            source, setup.result_model(), setup.grid, groups["windows"], float(last["duration"]), elapsed
-        )
+            source, setup.result_model(), setup.grid, groups["windows"], float(last["duration"]), elapsed,
+            sampling=read,
+        )  # fmt: skip
         return _with_object_stat(result, last)
 
     def failed(self, source: str, error: str, last: Piece, elapsed: float) -> SyncResult:
@@ -138,8 +143,14 @@ class ScoreJob:
     def finish(self, source: str, groups: dict[str, list[WindowResult]], last: Piece, elapsed: float) -> Any:
         """The file's DeSync numbers, as :func:`~sparsesync_cli.analysis.desync.score_file` gives them."""
         from ..analysis.desync import combine_score
+        from ..analysis.sampling import STOPPED_ALL
 
-        return combine_score(source, groups["ends"], groups.get("whole"), self.setup.grid)
+        whole = groups.get("whole")
+        result = combine_score(source, groups["ends"], whole, self.setup.grid)
+        if not whole:
+            return result
+        # as score_file records a whole-file read (the Ray path reads every window)
+        return replace(result, windows_total=len(whole), sampling="all", stopped=STOPPED_ALL, skipped=0)
 
     def failed(self, source: str, error: str, last: Piece, elapsed: float) -> Any:
         from ..analysis.desync import DesyncResult
