@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AvsyncError, UsageError, unexpected
+from ..report.records import open_append_only, write_durable
 from .metrics import target_class
 from .protocol import ProtocolItem, resolve_clip
 
@@ -69,21 +70,10 @@ class ItemJsonl:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        if self.path.exists():
-            _, complete = _scan(self.path)
-            if complete < self.path.stat().st_size:
-                os.truncate(self.path, complete)
-        try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise UsageError(f"cannot write the JSONL: {e.strerror or e}", self.path) from None
+        self._fd = open_append_only(self.path, _scan, "the JSONL")
 
     def append(self, record: dict[str, Any]) -> None:
-        data = (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode()
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        os.fsync(self._fd)
+        write_durable(self._fd, (json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n").encode())
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -94,23 +94,42 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return _scan(Path(path))[0]
 
 
+def open_append_only(path: Path, scan: Callable[[Path], tuple[Any, int]], what: str) -> int:
+    """Open a JSONL file for durable appends and return its descriptor.
+
+    ``scan(path)`` returns ``(records, complete)``: the byte count of whole lines (and refuses a
+    file of another kind). The partial line a crash left behind is cut off, and a whole record
+    that lacked only its newline gets one, so the next record never runs into it.
+    """
+    needs_newline = False
+    if path.exists():
+        _, complete = scan(path)
+        if complete < path.stat().st_size:
+            os.truncate(path, complete)
+        needs_newline = complete > 0 and _last_byte(path) != b"\n"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UsageError(f"cannot write {what}: {e.strerror or e}", path) from e
+    if needs_newline:
+        write_durable(fd, b"\n")
+    return fd
+
+
+def write_durable(fd: int, data: bytes) -> None:
+    """Write all of ``data`` and fsync, so a line is on disk before the next item starts."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
 class JsonlReport:
     """Append-only JSONL writer; use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        needs_newline = False
-        if self.path.exists():
-            _, complete = _scan(self.path)  # refuses a file that is not an avsync report
-            if complete < self.path.stat().st_size:
-                os.truncate(self.path, complete)  # the partial line a crash left behind
-            needs_newline = complete > 0 and _last_byte(self.path) != b"\n"
-        try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise UsageError(f"cannot write the report: {e.strerror or e}", self.path) from e
-        if needs_newline:  # a whole record that lacked only its newline must not run into the next
-            self._write(b"\n")
+        self._fd = open_append_only(self.path, _scan, "the report")  # _scan refuses a non-report
 
     def append(self, result: SyncResult | dict[str, Any]) -> None:
         """Write one result as one line, and make it durable before returning."""
@@ -122,10 +141,7 @@ class JsonlReport:
         self._write(line.encode("utf-8", "backslashreplace") + b"\n")
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        os.fsync(self._fd)
+        write_durable(self._fd, data)
 
     def close(self) -> None:
         if self._fd >= 0:
