@@ -176,3 +176,42 @@ def test_the_rule_needs_min_windows_spread_over_the_file():
 def test_options_are_checked(bad):
     with pytest.raises(ValueError):
         SamplingOptions(**bad)
+
+
+def test_windows_that_agree_on_a_low_confidence_stop_early_with_the_full_verdict():
+    """Identical windows (the full-size random-weight model on a flat, steady file): the combined
+    confidence is below --min-confidence, but a full read would report the same number, so the
+    sample is settled; before this, such a file was read to the end."""
+    times = [5.0 * i for i in range(720)]
+    window = 0.08 * peaked(0.4, sharpness=0.6) + 0.92 / len(GRID)  # combined: confidence ~0.7
+    probs = np.tile(window, (720, 1))
+    full = aggregate(probs, GRID, times)
+    assert full.confidence < 0.8 and full.agreement == 1.0
+    sampled, _ = run(times, probs)
+    assert sampled.decided and not sampled.read_all
+    assert len(sampled.order) <= 0.05 * 720
+    assert f"confidence {full.confidence:.2f}, settled below 0.8" in sampled.stopped
+    assert auto_verdict(times, probs, sampled) == full_verdict(times, probs)
+
+
+def test_an_offset_on_a_class_boundary_is_called_a_tie_after_a_sample():
+    """Windows that put the offset within TIE_SEC of the midpoint of two classes: a full read's
+    class is decided by its noise, so the sample stops and says so instead of reading everything."""
+    rng = np.random.default_rng(3)
+    times = [5.0 * i for i in range(600)]
+    probs = np.array([peaked(0.3 + rng.normal(0, 0.01), sharpness=3.0) for _ in times])
+    sampled, _ = run(times, probs)
+    assert sampled.decided and len(sampled.order) < 60
+    assert "on the boundary of" in sampled.stopped
+    offset = auto_verdict(times, probs, sampled)[0]
+    assert offset in (0.2, 0.4) and abs(full_verdict(times, probs)[0] - offset) <= 0.2 + 1e-9
+
+
+def test_an_offset_near_but_not_on_a_boundary_is_read_until_its_side_is_clear():
+    """0.27 s sits 30 ms from the midpoint: a full read reliably names 0.2 s, and so must the sample."""
+    rng = np.random.default_rng(4)
+    times = [5.0 * i for i in range(600)]
+    probs = np.array([peaked(0.27 + rng.normal(0, 0.05), sharpness=3.0) for _ in times])
+    sampled, _ = run(times, probs)
+    assert sampled.decided and "boundary" not in sampled.stopped
+    assert auto_verdict(times, probs, sampled) == full_verdict(times, probs) == (0.2, False, False)

@@ -13,8 +13,12 @@ are aggregated exactly as a full run aggregates all of them
 (:func:`~sparsesync_cli.analysis.aggregate.aggregate`). The verdict is **decided**, and
 reading stops, when all of these hold:
 
-1. the combined confidence is at least ``min_confidence`` (the verdict's ``--min-confidence``),
-   and the verdict's class is at least ``POSTERIOR_MARGIN`` (2) times as likely as any other;
+1. the verdict's class is the one a full read would pick: every other class trails it by
+   ``DECIDE_SE`` (2.5) standard errors of the sample's mean per-window log-likelihood difference
+   (the sum the full run compares; finite-population corrected), and the combined confidence is
+   at least ``min_confidence`` (the verdict's ``--min-confidence``) or, from
+   ``MAX_EVIDENCE_WINDOWS`` windows on, settled below it by ``DECIDE_SE`` standard errors (delta
+   method: a full read would report the same low confidence);
 2. the agreement is at least ``MIN_AGREEMENT`` (0.7);
 3. at least ``min_windows`` (default 6) windows were decoded, and the first and last of them lie
    at least ``MIN_SPAN_SHARE`` (80 %) of the file's window span apart;
@@ -28,8 +32,11 @@ reading stops, when all of these hold:
    10 % of the file, the trend module's minimum); until then the windows halfway towards those
    neighbours are read next (bisection: a few windows per outlier);
 6. the offset is not near a class boundary: the mean of the agreeing windows' own sub-class
-   estimates is at least ``BOUNDARY_SE`` (2.5) standard errors from the midpoint to the next
-   class (otherwise a sample could pick either class where the full run picks one).
+   estimates is at least ``DECIDE_SE`` standard errors from the midpoint to the next class
+   (otherwise a sample could pick either class where the full run picks one); except a **tie**:
+   from ``TIE_MIN_WINDOWS`` (12) windows on, the mean lies within ``TIE_SEC`` (0.01 s) of the
+   midpoint, standard errors included; a full read's choice there is decided by its noise, and
+   the verdict says so (condition 1's class test and condition 6 are then waived for those two classes).
 
 While not decided, the next batch is the windows condition 5 asks for, then the next windows of
 the coarse-to-fine order (each batch a quarter of the windows read so far, at least the model's
@@ -47,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .aggregate import Aggregate, aggregate, window_verdict
+from .aggregate import JUNK_SHARE, MAX_EVIDENCE_WINDOWS, Aggregate, aggregate, window_verdict
 from .trend import SEGMENT_MIN_SHARE, SEGMENT_MIN_WINDOWS, line_gain
 
 SAMPLE_MODES = ("all", "auto")
@@ -59,8 +66,9 @@ EVIDENCE_MOVE_CLASSES = 0.75  # a line through the visited windows moving this f
 EVIDENCE_BIC = 6.0  # ... and beating a constant by this much ("positive" evidence) hints at drift
 DISSENT_CONFIDENCE = 0.5  # a window this sure of another offset is a dissenter
 DISSENT_RUN = 3  # this many agreeing dissenters in a row (of the windows read) is a change
-BOUNDARY_SE = 2.5  # the windows' mean offset must be this many standard errors from a class boundary
-POSTERIOR_MARGIN = 2.0  # the verdict's class must be this many times as likely as any other
+DECIDE_SE = 2.5  # a sample's estimate must clear a threshold by this many standard errors
+TIE_SEC = 0.01  # an offset this close to the midpoint between two classes lies on their boundary
+TIE_MIN_WINDOWS = 12  # ... and is called so only from at least this many windows
 GROWTH = 0.25  # after the first round, each batch adds this share of the windows read so far
 
 
@@ -220,8 +228,6 @@ def judge(
     span = max(1e-9, times[-1] - times[0]) if n_total > 1 else 1.0
     covered = (t[-1] - t[0]) / span if n_total > 1 else 1.0
     why = []
-    if agg.confidence < options.min_confidence:
-        why.append(f"confidence {agg.confidence:.2f} < {options.min_confidence:g}")
     if agg.agreement < MIN_AGREEMENT:
         why.append(f"agreement {agg.agreement:.2f} < {MIN_AGREEMENT:g}")
     if len(idx) < min(options.min_windows, n_total - len(skipped)):
@@ -229,27 +235,95 @@ def judge(
     if covered < MIN_SPAN_SHARE and len(read) < n_total:
         why.append(f"the windows span {covered:.0%} of the file")
     k = agg.offset_class
-    post = np.asarray(agg.posterior)
-    runner_up = float(np.max(np.delete(post, k))) if post.size > 1 else 0.0
-    if post[k] < POSTERIOR_MARGIN * runner_up:
-        why.append(f"the offset class leads the next by {post[k] / max(runner_up, 1e-300):.1f}x")
+    rest_unread = len(read) < n_total
+    # The verdict's class must be the one a full read picks: the full run compares the per-window
+    # log-likelihood sums, so each other class must trail by DECIDE_SE standard errors of the
+    # sample's mean difference (finite-population corrected: the error shrinks to 0 as the
+    # sample becomes the file). A sample that cannot tell which class leads reads on.
+    loglik = _loglik(p)
+    rivals = [
+        j for j in range(g.size)
+        if j != k and not _mean_positive(loglik[:, k] - loglik[:, j], n_total)
+    ]  # fmt: skip
+    boundary: float | None = None  # the midpoint the offset may lie on the other side of
     # Sub-class position: when the windows' own estimates put the offset near the boundary with
     # the neighbouring class, a sample could pick either class; read on until the side is clear.
     y_all, w_all = np.array(agg.window_offsets_sec), np.array(agg.window_weights)
     near = np.abs(y_all - agg.offset_sec) <= tol
+    tie = False
     if near.sum() >= 2:
         yw, ww = y_all[near], np.maximum(w_all[near], 1e-3)
         m = float(np.average(yw, weights=ww))
         se = float(np.sqrt(np.average((yw - m) ** 2, weights=ww) / near.sum()))
         mid = agg.offset_sec + math.copysign(step / 2, m - agg.offset_sec)
-        if abs(mid - m) < BOUNDARY_SE * se and len(read) < n_total:
-            why.append(f"the offset is near the boundary with {mid + (mid - agg.offset_sec):+.1f} s")
+        if abs(mid - m) < DECIDE_SE * se and rest_unread:
+            boundary = mid
+        # On the boundary itself a full read's choice is a coin toss its noise decides: reading
+        # every window to reproduce it would buy nothing. Called a tie when the sample shows the
+        # offset within TIE_SEC of the midpoint (DECIDE_SE standard errors included).
+        tie = (
+            len(idx) >= TIE_MIN_WINDOWS
+            and abs(mid - m) + DECIDE_SE * se <= TIE_SEC
+            and all(abs(g[j] - mid) <= step * (1 + 1e-3) / 2 for j in rivals)
+        )
+    if not tie:
+        if rivals and rest_unread:
+            why.append(f"the sample cannot yet tell {agg.offset_sec:+.1f} s from {g[rivals[0]]:+.1f} s")
+        if boundary is not None:
+            other = boundary + (boundary - agg.offset_sec)
+            why.append(f"the offset is near the boundary with {other:+.1f} s")
+    # The confidence a full read would report: at least --min-confidence, or settled below it (a
+    # file whose windows agree but which the model cannot call surely: reading on would only
+    # repeat the same low confidence).
+    conf_low = agg.confidence < options.min_confidence
+    if conf_low and not _settled_below(loglik, g, k, tol, options.min_confidence, n_total):
+        why.append(f"confidence {agg.confidence:.2f} < {options.min_confidence:g}")
     if wanted:
         n_dis = sum(len(grp) for grp in groups) - len(cleared)
         why.append(f"{n_dis} window(s) name another offset")
     if why:
         return Judgement(False, None, "; ".join(why), wanted=tuple(sorted(wanted)), agg=agg)
-    return Judgement(True, None, f"confidence {agg.confidence:.2f}, agreement {agg.agreement:.2f}", agg=agg)
+    said = [f"confidence {agg.confidence:.2f}", f"agreement {agg.agreement:.2f}"]
+    if conf_low:
+        said[0] += f", settled below {options.min_confidence:g}"
+    if tie and (rivals or boundary is not None):
+        said.append(f"on the boundary of {agg.offset_sec:+.1f} s: a full read could name the next class")
+    return Judgement(True, None, ", ".join(said), agg=agg)
+
+
+def _loglik(p: np.ndarray) -> np.ndarray:
+    """Per-window log-likelihoods ``(n, C)`` exactly as the aggregate sums them (junk share mixed in)."""
+    p = p / p.sum(axis=1, keepdims=True)
+    return np.log((1.0 - JUNK_SHARE) * p + JUNK_SHARE / p.shape[1])
+
+
+def _mean_se(x: np.ndarray, n_total: int) -> float:
+    """Standard error of the mean of ``x`` (a sample of the file's windows) as an estimate of the
+    mean over all ``n_total`` windows: zero once every window is read."""
+    n = x.shape[0]
+    if n < 2:
+        return math.inf
+    return math.sqrt(float(np.var(x, ddof=1)) / n * max(0.0, 1.0 - n / n_total))
+
+
+def _mean_positive(x: np.ndarray, n_total: int) -> bool:
+    """The file-wide mean of ``x`` is above zero by DECIDE_SE standard errors of the sample's."""
+    return float(np.mean(x)) - DECIDE_SE * _mean_se(x, n_total) > 0.0
+
+
+def _settled_below(loglik: np.ndarray, g: np.ndarray, k: int, tol: float, level: float, n_total: int) -> bool:
+    """The confidence a full read reports stays below ``level`` (delta method on the mean
+    log-likelihoods the full run combines, scaled as it scales them)."""
+    scale = min(n_total, MAX_EVIDENCE_WINDOWS)
+    if loglik.shape[0] < scale:  # fewer windows than the full run's evidence: the sample's own
+        return False  # confidence would be tempered differently from the one it reports
+    z = scale * loglik.mean(axis=0)
+    q = np.exp(z - z.max())
+    q /= q.sum()
+    near = np.abs(g - g[k]) <= tol
+    conf = float(q[near].sum())
+    grad = scale * q * (near - conf)  # d confidence / d mean log-likelihood of each class
+    return conf + DECIDE_SE * _mean_se(loglik @ grad, n_total) < level
 
 
 def sample_windows(
