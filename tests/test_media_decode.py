@@ -25,7 +25,7 @@ from sparsesync_cli.features.common import center_crop
 from sparsesync_cli.media import audio as audio_mod
 from sparsesync_cli.media import video as video_mod
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.media.probe import check_geometry, probe
+from sparsesync_cli.media.probe import check_audio_format, check_geometry, probe
 
 HALF_FRAME_SEC = 0.5 / 25
 CLICK_TOLERANCE_SEC = 0.001
@@ -523,3 +523,66 @@ def test_a_cut_file_reports_the_duration_it_really_has(media_root: Path, tmp_pat
         assert 3.0 < r.info.duration_sec < 6.0
         lo, hi = r.video_span
         assert r.read_frames(lo, hi - lo).shape[0] == hi - lo
+
+
+def write_pcm_clip(path: Path, rate: int, audio_pts_sec: tuple[float, ...], seconds: int = 6) -> None:
+    """A small mkv: ``seconds`` of black 25 fps video, and one second of PCM tone at each of
+    ``audio_pts_sec`` (mkv stores any rate and any timestamp, as a damaged header may claim)."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        aus = out.add_stream("pcm_s16le", rate=rate)
+        aus.layout = "mono"
+        for i in range(25 * seconds):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(vs.encode(frame))
+        out.mux(vs.encode(None))
+        tone = (3000 * np.sin(np.arange(rate) * 0.1)).astype(np.int16)[None]
+        for t in audio_pts_sec:
+            frame = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = rate, round(t * rate)
+            out.mux(aus.encode(frame))
+        out.mux(aus.encode(None))
+
+
+def test_an_absurd_audio_sample_rate_is_refused_in_one_line(tmp_path: Path) -> None:
+    """1 Hz audio would be resampled into 16,000 samples per input sample: refused at probe."""
+    path = tmp_path / "500hz.mkv"
+    write_pcm_clip(path, 500, (0.0, 1.0, 2.0, 3.0, 4.0, 5.0))
+    with pytest.raises(MediaError) as err:
+        MediaReader(path)
+    assert str(err.value) == (
+        f"{path}: the audio's sample rate 500 Hz is outside what any recorder makes "
+        "(4000-768000 Hz; a damaged header?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "cause"),
+    [
+        (8000, 1, None),
+        (768000, 2, None),
+        (44100, 24, None),  # 22.2 sound
+        (0, 2, None),  # unknown in the header: the decoder's frames are checked instead
+        (3999, 2, "sample rate 3999 Hz"),
+        (10**9, 2, "sample rate 1000000000 Hz"),
+        (48000, 65, "claims 65 channels"),
+    ],
+)
+def test_audio_format_is_bounded(rate: int, channels: int, cause: str | None) -> None:
+    if cause is None:
+        check_audio_format(rate, channels, "clip.mp4")
+    else:
+        with pytest.raises(MediaError, match=re.escape(cause)):
+            check_audio_format(rate, channels, "clip.mp4")
+
+
+def test_a_far_audio_timestamp_jump_is_silence_that_costs_no_memory(tmp_path: Path) -> None:
+    """Regression: a timestamp ~30 years on made the gap's silence one 58 TiB array (MemoryError,
+    an unexpected error for the file). The window still reads: the tone, then silence."""
+    path = tmp_path / "jump.mkv"
+    write_pcm_clip(path, 16000, (0.0, 1e9))
+    audio = MediaReader(path).read_audio(0, 80000)
+    assert np.abs(audio[:15000]).max() > 0.05
+    assert not audio[16100:].any()

@@ -35,7 +35,7 @@ import numpy as np
 from ..clock import SAMPLE_RATE, SAMPLES_PER_WINDOW
 from ..errors import MediaError
 from . import timing
-from .probe import MediaInfo, av_cause, open_input
+from .probe import MediaInfo, av_cause, check_audio_format, open_input
 from .stream import StreamDecoder
 
 GAP_TOLERANCE_SEC = 0.010  # timestamp jitter below this is rounding (mkv stores ms), above it a gap
@@ -49,6 +49,8 @@ SEEK_EXACT_CODECS = frozenset(
     {"flac", "alac", "mp1", "mp1float", "mp2", "mp2float", "mp3", "mp3float", "vorbis"}
 )
 
+
+_SILENCE = np.zeros(1, np.float32)
 
 # The files the paper's reader was used on: its own 16 kHz AAC re-encodes in MP4 (and MOV, the same
 # demuxer). Only there does its priming quirk describe what the models saw.
@@ -144,7 +146,8 @@ class AudioDecoder(StreamDecoder):
             if not self._chunks:
                 self._buf_start = at
             else:
-                self._chunks.append(np.zeros(at - self._pos, np.float32))
+                # A stride-0 view: a gap costs no memory however far a damaged timestamp jumps.
+                self._chunks.append(np.broadcast_to(_SILENCE, (at - self._pos,)))
         self._chunks.append(mono)
         self._pos = at + mono.shape[0]
 
@@ -160,12 +163,15 @@ class AudioDecoder(StreamDecoder):
         rate = frame.sample_rate
         if ts is None or not rate or frame.samples == 0:
             return
+        if key_changed := (rate, frame.layout.name) != self._seg_key:
+            # the header was checked by probe; a stream may still switch format mid-way
+            check_audio_format(rate, len(frame.layout.channels), self._path)
         in_tb = Fraction(1, rate)
         p = timing.rescale(ts - self._origin, self._tb, in_tb)
         key = (rate, frame.layout.name)
         expected = self._seg_in + self._in_count
         gap = abs(p - expected) > GAP_TOLERANCE_SEC * rate
-        if self._resampler is None or key != self._seg_key or gap:
+        if self._resampler is None or key_changed or gap:
             self._flush_segment()
             grid = self._grid
             if self._seek_align and grid is not None and grid.rate == rate:

@@ -36,6 +36,11 @@ MAX_PIXEL_STRETCH = 4  # a sample aspect ratio beyond 4:1 or 1:4
 MAX_DISPLAY_ASPECT = 8  # a displayed picture wider than 8:1 or taller than 1:8
 # The largest picture any codec level allows (AV1 level 7.x, 16384x8704); H.264/HEVC stop at 8192x4352.
 MAX_PICTURE_PIXELS = 16384 * 8704
+# Audio no recorder makes, refused so that resampling to 16 kHz never multiplies a damaged header
+# into memory (1 Hz audio would turn each input sample into 16,000): telephony's 8 kHz and old
+# 5.5 kHz formats sit above the floor, DXD/768 kHz PCM at the ceiling; 22.2 sound has 24 channels.
+MIN_AUDIO_RATE, MAX_AUDIO_RATE = 4000, 768000
+MAX_AUDIO_CHANNELS = 64
 
 
 @dataclass(frozen=True)
@@ -316,13 +321,30 @@ def check_geometry(width: int, height: int, sar: Fraction, path: str) -> None:
         )
 
 
+def check_audio_format(sample_rate: int, channels: int, path: str) -> None:
+    """MediaError (one line) for a sample rate or channel count that no recorder makes."""
+    if sample_rate and not MIN_AUDIO_RATE <= sample_rate <= MAX_AUDIO_RATE:
+        raise MediaError(
+            f"the audio's sample rate {sample_rate} Hz is outside what any recorder makes "
+            f"({MIN_AUDIO_RATE}-{MAX_AUDIO_RATE} Hz; a damaged header?)",
+            path,
+        )
+    if channels > MAX_AUDIO_CHANNELS:
+        raise MediaError(
+            f"the audio claims {channels} channels, more than any layout has "
+            f"({MAX_AUDIO_CHANNELS}; a damaged header?)",
+            path,
+        )
+
+
 def probe(path: str | os.PathLike, *, audio_stream: int | None = None) -> MediaInfo:
     """Describe ``path``: its video stream, its audio streams, and where each starts and ends.
 
     ``audio_stream`` chooses the N-th audio stream (0-based) instead of the first. Raises
     MediaError (one line naming the file and the cause) for a missing, unreadable, empty or
-    non-media file, a file without video or without audio, a stream that does not decode, or a
-    display geometry no player shows (see :func:`check_geometry`).
+    non-media file, a file without video or without audio, a stream that does not decode, a
+    display geometry no player shows (see :func:`check_geometry`), or an audio format no recorder
+    makes (see :func:`check_audio_format`).
     """
     p = os.fspath(path)
     container = open_input(p)
@@ -394,6 +416,7 @@ def _probe_open(container: Any, path: str, audio_stream: int | None) -> MediaInf
             )
         )
     chosen = next(a for a in audio_infos if a.index == astream.index)
+    check_audio_format(chosen.sample_rate, chosen.channels, path)
     fps = Fraction(1, VIDEO_FPS)
     video_span = (timing.rescale(v_start, vtb, fps), timing.rescale(v_end, vtb, fps))
     return MediaInfo(
