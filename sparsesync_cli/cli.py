@@ -447,8 +447,7 @@ def _inputs(paths, recursive, exts, model, checkpoint, files_from=None, ray=None
     from .media.remote import is_uri
 
     paths = list(paths or [])
-    if ray is not None and not _is_ray_address(ray):
-        raise UsageError(f"--ray {ray}: expected local, auto, ray://HOST:PORT or HOST:PORT")
+    _check_ray_address(ray)
     for p in paths:
         if not is_uri(p) and not os.path.lexists(p):
             raise UsageError("no such file or folder", p)
@@ -460,6 +459,11 @@ def _inputs(paths, recursive, exts, model, checkpoint, files_from=None, ray=None
     return files
 
 
+def _check_ray_address(ray: str | None) -> None:
+    if ray is not None and not _is_ray_address(ray):
+        raise UsageError(f"--ray {ray}: expected local, auto, ray://HOST:PORT or HOST:PORT")
+
+
 def _is_ray_address(value: str) -> bool:
     import re
 
@@ -467,10 +471,12 @@ def _is_ray_address(value: str) -> bool:
 
 
 def _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size):
-    """Runs files on Ray (see distributed.ray_pipeline): call it as _run_batch's runner, or .score."""
-    from .distributed.ray_pipeline import predict_on_ray, require_ray, score_on_ray
+    """Runs files on Ray (see distributed.ray_pipeline): call it as _run_batch's runner, or .score,
+    or .evaluate for protocol items."""
+    from .distributed.ray_pipeline import evaluate_on_ray, predict_on_ray, require_ray, score_on_ray
     from .distributed.work import ModelSpec
 
+    _check_ray_address(ray)
     require_ray()  # the one-line install hint before anything slow
     if actors != "auto" and not (actors.isdigit() and int(actors) > 0):
         raise UsageError(f"--actors {actors}: expected a positive number or auto")
@@ -496,7 +502,16 @@ def _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size):
             files, calibrated(sync_model), sync_model.info, batch_size=batch_size, **kwargs, **cluster
         )
 
+    def evaluate(sync_model, root, audio_stream):
+        def items_on_ray(todo):
+            return evaluate_on_ray(
+                todo, spec, sync_model.info, root, batch_size=batch_size, audio_stream=audio_stream, **cluster
+            )
+
+        return items_on_ray
+
     run.score = score
+    run.evaluate = evaluate
     return run
 
 
@@ -1122,6 +1137,9 @@ def evaluate_run(
     ] = None,
     audio_stream: AudioStreamOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    ray: RayOpt = None,
+    actors: ActorsOpt = "auto",
+    num_gpus_per_actor: GpusPerActorOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -1147,7 +1165,11 @@ def evaluate_run(
             csv_path = fetch_named_protocol(named, progress=bar.update) if named else Path(protocol)
         items = read_protocol(csv_path)
         cal = cal_mod.load_calibration(calibration) if calibration is not None else None
-        sync_model = _load_model(model, checkpoint, config, device, precision, threads)
+        runner = None
+        if ray is not None:  # items run on Ray; this process loads the model on its CPU for its facts
+            model_args = (model, checkpoint, config, device, precision, threads, True)
+            runner = _ray_runner(ray, actors, num_gpus_per_actor, model_args, batch_size).evaluate
+        sync_model = _load_model(model, checkpoint, config, "cpu" if ray else device, precision, threads)
         if cal is not None:
             cal_mod.check_model(cal, sync_model.info)
         progress = Progress(
@@ -1169,6 +1191,7 @@ def evaluate_run(
                 batch_size=batch,
                 audio_stream=audio_stream,
                 on_item=on_item,
+                runner=runner(sync_model, root, audio_stream) if runner else None,
             )
         if resumed:
             err.print(f"avsync: {resumed} item(s) taken from {jsonl}", markup=False)

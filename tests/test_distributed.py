@@ -78,6 +78,41 @@ def test_a_file_that_fails_is_one_failed_piece_with_its_cause(tmp_path):
     assert result.path == str(bad)
 
 
+def test_evaluation_chunks_give_the_local_item_records_in_the_same_model_batches(clip, tmp_path):
+    from sparsesync_cli.distributed.work import EvaluateJob, item_chunks
+    from sparsesync_cli.evaluation.protocol import ProtocolItem
+    from sparsesync_cli.evaluation.run import evaluate_items
+
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(3000))
+    (tmp_path / "clip.mp4").symlink_to(clip)
+    items = [
+        ProtocolItem("clip", 0.0, 0.5),
+        ProtocolItem("clip", 0.8, 1.0),
+        ProtocolItem("corrupt", 0.0, 0.5),
+        ProtocolItem("clip", 1.2, 2.0),
+        ProtocolItem("missing", 0.0, 0.5),
+        ProtocolItem("clip", -0.4, 3.5),
+    ]
+
+    def model():
+        return FakeModel(lambda t: -2.0 + t / 10)  # each model call's windows get their own answer
+
+    here = model()
+    local = list(evaluate_items(items, here, tmp_path, batch_size=2))
+    remote = model()
+    job = EvaluateJob(remote.info, str(tmp_path), batch_size=2)
+    chunks = item_chunks(items, job.batch_size)
+    pieces = [run_piece(remote, p) for c in chunks for p in job.decode(c)]
+    assert remote.calls == here.calls  # the same model batches: 2 clips, [corrupt] clip, [missing] clip
+    assert [c[0][0] for c in here.calls] == [2, 1, 1]
+    asm = Assembler(job)
+    records = [r for p in [*reversed(pieces), pieces[0]] for r in asm.add(p) or []]
+    key = {(r["path"], r["vstart_sec"]): r for r in local}
+    assert len(records) == 6 and {(r["path"], r["vstart_sec"]): r for r in records} == key
+    assert [r["ok"] for r in local] == [True, True, False, True, False, True]
+    assert "no such clip" in key[("missing", 0.5)]["error"]
+
+
 def test_list_files_skip_blanks_and_comments(tmp_path, clip):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# my clips\n\n{clip}\n  s3://bucket/a.mp4  \n{clip}\n")
@@ -129,9 +164,16 @@ def test_importing_avsync_never_imports_ray():
     assert out.stdout.strip() == "False"
 
 
-def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, clip):
+@pytest.mark.parametrize("command", ["predict", "evaluate"])
+def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, clip, tmp_path, command):
+    from sparsesync_cli.evaluation.protocol import ProtocolItem, write_protocol
+
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray looks like
-    r = CliRunner().invoke(app, ["predict", str(clip), "--ray", "local"], env={"COLUMNS": "200"})
+    args = ["predict", str(clip)]
+    if command == "evaluate":
+        write_protocol([ProtocolItem(clip.name, 0.0, 0.5)], tmp_path / "protocol.csv")
+        args = ["evaluate", str(tmp_path / "protocol.csv"), "--root", str(clip.parent)]
+    r = CliRunner().invoke(app, [*args, "--ray", "local"], env={"COLUMNS": "200"})
     assert r.exit_code == 2
     assert "pip install 'sparsesync-cli[ray]'" in r.output
     assert len(r.output.strip().splitlines()) == 1

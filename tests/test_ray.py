@@ -1,4 +1,5 @@
-"""``avsync predict --ray`` on a real local Ray runtime and a real S3 server (moto), both started here.
+"""``avsync predict/evaluate --ray`` on a real local Ray runtime and a real S3 server (moto), both
+started here.
 
 One Ray runtime (2 CPUs) and one S3 server serve the whole module: Ray takes ~10-20 s to start.
 The reference is the same command without ``--ray``; results must be equal, logits bit for bit.
@@ -222,6 +223,53 @@ def test_s3_uris_from_a_list_equal_local_files(
     # Resume: the checked object is skipped by its key (URI, size, last-modified).
     r = _run(["predict", "--files-from", listing, "--ray", "local", "--jsonl", out, *model_args])
     assert "1 file(s) already in the report" in r.output
+
+
+def _items(path: Path) -> dict[tuple, dict]:
+    """Evaluation item records by item (path, start, offset)."""
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    return {(r["path"], r["vstart_sec"], r["offset_sec"]): r for r in records}
+
+
+def test_evaluate_on_ray_equals_local_evaluate(ray_runtime, library, model_args, tmp_path):
+    import torch
+
+    from sparsesync_cli.evaluation.protocol import ProtocolItem, write_protocol
+
+    synthetic = next(p.stem for p in library.glob("*.mp4") if "noaudio" not in p.name)
+    items = [  # batches of 2: two windows of a clip, a failing item with another clip's, a failure
+        ProtocolItem("sub/real", 0.0, 0.0),
+        ProtocolItem("sub/real", 1.6, 2.0),
+        ProtocolItem("sub/corrupt", 0.0, 0.0),
+        ProtocolItem(synthetic, -0.4, 0.5),
+        ProtocolItem("sub/missing", 0.0, 0.0),
+    ]
+    protocol = tmp_path / "protocol.csv"
+    write_protocol(items, protocol)
+    args = ["evaluate", protocol, "--root", library, "--batch-size", "2", "--json", *model_args]
+    threads = torch.get_num_threads()
+    local = _run([*args, "--jsonl", tmp_path / "local.jsonl"])
+    torch.set_num_threads(threads)
+    assert local.exit_code == 1, local.output  # two items fail, the rest is evaluated
+    out = tmp_path / "ray.jsonl"
+    on_ray = _run([*args, "--jsonl", out, "--ray", "local"])
+    assert on_ray.exit_code == 1, on_ray.output
+
+    want, got = _items(tmp_path / "local.jsonl"), _items(out)
+    assert got == want  # every item's logits bit for bit, and the same error rows
+    assert len(out.read_text().splitlines()) == 5  # each item once
+    assert sum(r["ok"] for r in got.values()) == 3
+    assert "no such clip" in got[("sub/missing", 0.0, 0.0)]["error"]
+    assert "corrupt.mp4" in got[("sub/corrupt", 0.0, 0.0)]["error"]
+    metrics = json.loads(on_ray.stdout.splitlines()[-1])
+    assert metrics == json.loads(local.stdout.splitlines()[-1])
+    assert (metrics["n"], metrics["n_failed"]) == (3, 2)
+
+    # Resume: the three evaluated items are taken from the JSONL, the two failures retried.
+    again = _run([*args, "--jsonl", out, "--ray", "local"])
+    assert "3 item(s) taken from" in again.output
+    assert json.loads(again.stdout.splitlines()[-1]) == metrics
+    assert len(out.read_text().splitlines()) == 7
 
 
 @pytest.mark.slow  # the tiny Synchformer still takes ~20 s per window on 2 cores

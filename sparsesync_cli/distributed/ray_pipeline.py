@@ -4,6 +4,9 @@
             -> map_batches(model actors: each loads the model once, on its GPU or CPU)
             -> iter_rows() at the driver -> Assembler -> one SyncResult per file
 
+``avsync evaluate --ray`` runs the same pipeline over chunks of protocol items instead of files
+(:class:`~.work.EvaluateJob`): one chunk per local model batch, one list of item records per chunk.
+
 Ray Data's streaming executor bounds how many decoded batches wait in memory (backpressure), so
 decoding and the model scale separately: add CPUs when the actors wait, GPUs when decoders do.
 Actors load the weights through the normal path (registry cache with its lock, one download per
@@ -27,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UsageError
-from .work import Assembler, ModelSpec, PredictJob, ScoreJob, decode_file, run_piece
+from .work import Assembler, EvaluateJob, ModelSpec, PredictJob, ScoreJob, item_chunks, run_piece
 
 if TYPE_CHECKING:
     from ..analysis.desync import DesyncResult
     from ..analysis.predict import PredictOptions
     from ..analysis.results import SyncResult
+    from ..evaluation.protocol import ProtocolItem
     from ..sync_model import ModelSetup
 
 INSTALL_HINT = "--ray needs Ray: pip install 'sparsesync-cli[ray]'"
@@ -69,16 +73,17 @@ def connect(address: str | None) -> bool:
     return True
 
 
-def _decode_batch(
-    batch: dict[str, np.ndarray], job: PredictJob | ScoreJob
-) -> Iterator[dict[str, np.ndarray]]:
-    """Ray Data UDF: the pieces of each file in ``batch``, one piece per yielded batch."""
+Job = PredictJob | ScoreJob | EvaluateJob
+
+
+def _decode_batch(batch: dict[str, np.ndarray], job: Job) -> Iterator[dict[str, np.ndarray]]:
+    """Ray Data UDF: the pieces of each source in ``batch``, one piece per yielded batch."""
     for source in batch["source"]:
-        for piece in decode_file(str(source), job):
+        for piece in job.decode(str(source)):
             yield {k: v[None] if isinstance(v, np.ndarray) else np.asarray([v]) for k, v in piece.items()}
 
 
-def _add_decoders(ds: Any, job: PredictJob | ScoreJob, cpus_per_decoder: float) -> Any:
+def _add_decoders(ds: Any, job: Job, cpus_per_decoder: float) -> Any:
     return ds.map_batches(
         _decode_batch,
         fn_kwargs={"job": job},
@@ -175,10 +180,44 @@ def score_on_ray(
     )
 
 
-def run_on_ray(
-    sources: Sequence[str],
+def evaluate_on_ray(
+    items: Sequence[ProtocolItem],
     spec: ModelSpec,
-    make_job: Callable[[int], PredictJob | ScoreJob],
+    setup: ModelSetup,
+    root: str | os.PathLike = ".",
+    *,
+    batch_size: int | None = None,
+    audio_stream: int | None = None,
+    **cluster: Any,
+) -> Iterator[dict[str, Any]]:
+    """Item records of protocol ``items`` on Ray, in the order they complete.
+
+    The records equal :func:`~sparsesync_cli.evaluation.run.evaluate_items`'s with the same model,
+    ``batch_size`` and torch threads (``spec.threads``), bit-exactly on CPU, with ``root`` made
+    absolute (workers have their own working folder; every worker must see ``root``). The
+    model's raw logits are recorded, as locally (a calibration in ``spec`` is not applied).
+    ``batch_size``: items per model call (None: 8 on GPU actors, 1 on CPU). Pass it as
+    :func:`~sparsesync_cli.evaluation.run.run_protocol`'s ``runner`` for the resumable JSONL.
+    ``cluster``: see :func:`run_on_ray`.
+    """
+    items = list(items)
+    root = os.path.abspath(root)
+    spec = replace(spec, calibration=None)
+
+    def make_job(batch: int) -> EvaluateJob:
+        return EvaluateJob(setup, root, batch_size or batch, audio_stream)
+
+    def chunks(job: EvaluateJob) -> list[str]:
+        return item_chunks(items, job.batch_size)
+
+    for records in run_on_ray(chunks if items else [], spec, make_job, **cluster):
+        yield from records
+
+
+def run_on_ray(
+    sources: Sequence[str] | Callable[[Any], Sequence[str]],
+    spec: ModelSpec,
+    make_job: Callable[[int], Job],
     *,
     address: str | None = None,
     actors: int | str = "auto",
@@ -189,7 +228,8 @@ def run_on_ray(
     """Run a job over ``sources`` on Ray; yields one result per source, in the order they complete.
 
     ``make_job(default_batch_size)`` builds the job once the actors' kind is known (8 windows per
-    call on GPU actors, 1 on CPU). ``actors``: model actors (``"auto"``: as many as fit);
+    call on GPU actors, 1 on CPU); ``sources`` may be a function of that job giving them.
+    ``actors``: model actors (``"auto"``: as many as fit);
     ``num_gpus_per_actor``: None takes 1 when the cluster has GPUs, else 0 (CPU actors);
     ``address``: see :func:`connect`.
     """
@@ -215,6 +255,8 @@ def _run(
     if num_gpus_per_actor is None:
         num_gpus_per_actor = 1.0 if _cluster_resources(ray)[1] > 0 else 0.0
     job = make_job(8 if num_gpus_per_actor > 0 else 1)
+    if callable(sources):
+        sources = sources(job)
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False

@@ -13,13 +13,17 @@ steps are split where data can move between machines:
    retried task repeats its pieces), and once all are there builds the result with the local
    code (:func:`~sparsesync_cli.predict.window_result`, ``combine_windows``).
 
+A job says what is computed per unit: :class:`PredictJob` and :class:`ScoreJob` per file,
+:class:`EvaluateJob` per chunk of protocol items (one local model batch each).
+
 Nothing here imports Ray; :mod:`.ray_pipeline` wires it into Ray Data.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +35,7 @@ from ..media.remote import is_uri, stat_uri
 if TYPE_CHECKING:
     from ..analysis.predict import PredictOptions
     from ..analysis.results import SyncResult, WindowResult
+    from ..evaluation.protocol import ProtocolItem
     from ..sync_model import ModelSetup, SyncModel
 
 # A piece is a dict of plain values and arrays (what Ray Data moves between stages):
@@ -38,7 +43,8 @@ if TYPE_CHECKING:
 #   frames (B, T, 3, 224, 224) uint8, audio (B, N) float32, starts / shifts (B,) float64,
 #   duration (s), size / mtime (the object's, for URIs; -1 / nan for local files),
 #   error ('' or the file's one-line cause), t0 (wall clock when the file's decode began),
-#   logits (B, C) float32 once the model has run.
+#   logits (B, C) float32 once the model has run; an EvaluateJob's pieces add items (JSON: each
+#   item's [file, error]; frames/audio hold the items without an error).
 Piece = dict[str, Any]
 
 
@@ -83,6 +89,9 @@ class PredictJob:
     options: PredictOptions
     setup: ModelSetup  # family, grid, window geometry and name of the model the actors load
 
+    def decode(self, source: str) -> Iterator[Piece]:
+        return decode_file(source, self)
+
     def reader_args(self) -> dict[str, Any]:
         return {"audio_stream": self.options.audio_stream}
 
@@ -92,15 +101,14 @@ class PredictJob:
         windows = plan_file_windows(reader, self.setup.geometry, self.options, path)
         return [("windows", windows, self.options.batch_size)]
 
-    def finish(
-        self, source: str, groups: dict[str, list[WindowResult]], last: Piece, elapsed: float
-    ) -> SyncResult:
+    def finish(self, source: str, pieces: dict[str, list[Piece]], last: Piece, elapsed: float) -> SyncResult:
         """The file's result from its windows, as :func:`~sparsesync_cli.predict.predict_file` builds it."""
         from ..analysis.predict import combine_windows
         from ..analysis.results import Sampling
         from ..analysis.sampling import STOPPED_ALL
 
         setup = self.setup
+        groups = _window_results(source, pieces, setup.grid)
         n = len(groups["windows"])  # the Ray path reads every window (--sample auto is refused)
         read = Sampling(sampling="all", windows_used=n, windows_total=n, stopped=STOPPED_ALL)
         result = combine_windows(
@@ -128,6 +136,9 @@ class ScoreJob:
     whole_file: bool = True
     batch_size: int = 1
 
+    def decode(self, source: str) -> Iterator[Piece]:
+        return decode_file(source, self)
+
     def reader_args(self) -> dict[str, Any]:
         from ..analysis.desync import AV_BENCHMARK_SHORT_SIDE
 
@@ -140,11 +151,12 @@ class ScoreJob:
         groups = [("ends", ends, self.batch_size)]
         return groups + ([("whole", whole, self.batch_size)] if whole else [])
 
-    def finish(self, source: str, groups: dict[str, list[WindowResult]], last: Piece, elapsed: float) -> Any:
+    def finish(self, source: str, pieces: dict[str, list[Piece]], last: Piece, elapsed: float) -> Any:
         """The file's DeSync numbers, as :func:`~sparsesync_cli.analysis.desync.score_file` gives them."""
         from ..analysis.desync import combine_score
         from ..analysis.sampling import STOPPED_ALL
 
+        groups = _window_results(source, pieces, self.setup.grid)
         whole = groups.get("whole")
         result = combine_score(source, groups["ends"], whole, self.setup.grid)
         if not whole:
@@ -156,6 +168,92 @@ class ScoreJob:
         from ..analysis.desync import DesyncResult
 
         return DesyncResult(path=source, ok=False, error=error)
+
+
+@dataclass(frozen=True)
+class EvaluateJob:
+    """What ``avsync evaluate`` computes per protocol item: one window at its start and offset.
+
+    Its unit (a Ray "source") is a chunk of ``batch_size`` consecutive items, encoded by
+    :func:`item_chunks`: the local run's model batches, so the logits are the same numbers. A
+    chunk's result is the list of its item records, as
+    :func:`~sparsesync_cli.evaluation.run.evaluate_items` writes them. ``root``: the folder the
+    items' paths are under, as every worker sees it (absolute). ``batch_size``: items per chunk
+    (per model call).
+    """
+
+    setup: ModelSetup
+    root: str
+    batch_size: int = 1
+    audio_stream: int | None = None
+
+    def decode(self, source: str) -> Iterator[Piece]:
+        """One piece: the chunk's readable items' frames and audio, and every item's file and error."""
+        from ..evaluation.run import decode_items
+
+        base = {**_empty_piece(source, time.time()), "group": "items", "n_chunks": 1, "groups": "items"}
+        try:
+            items = chunk_items(source)
+            batches = decode_items(items, self.root, self.setup.geometry, len(items), self.audio_stream)
+            decoded = [b for batch in batches for b in batch]  # one batch: the chunk is one model batch
+            piece = {**base, "items": json.dumps([[file, error] for _, file, _, _, error in decoded])}
+            good = [b for b in decoded if b[4] is None]
+            if good:
+                piece.update(frames=np.stack([b[2] for b in good]), audio=np.stack([b[3] for b in good]))
+            yield piece
+        except Exception as e:  # decode_items keeps each item's problem to itself; this is a surprise
+            yield {**base, "items": "[]", "error": _one_line(e)}
+
+    def finish(self, source: str, pieces: dict[str, list[Piece]], last: Piece, elapsed: float) -> list[dict]:
+        """The chunk's item records, in item order."""
+        from ..evaluation.run import batch_records
+
+        (piece,) = pieces["items"]
+        files_errors = json.loads(str(piece["items"]))
+        batch = [(item, f, e) for item, (f, e) in zip(chunk_items(source), files_errors, strict=True)]
+        logits = np.asarray(piece["logits"], np.float32).tolist()  # as the local run's tensor.tolist()
+        return batch_records(batch, logits, self.setup.grid, self.setup.name)
+
+    def failed(self, source: str, error: str, last: Piece, elapsed: float) -> list[dict]:
+        from ..evaluation.run import item_record
+
+        return [item_record(it, self.setup.grid, self.setup.name, error=error) for it in chunk_items(source)]
+
+
+def item_chunks(items: Sequence[ProtocolItem], batch_size: int) -> list[str]:
+    """Protocol items in chunks of ``batch_size``, each encoded as a string (a unit of work)."""
+    return [
+        json.dumps(
+            {
+                "chunk": i,
+                "items": [[it.path, it.offset_sec, it.vstart_sec] for it in items[lo : lo + batch_size]],
+            }
+        )
+        for i, lo in enumerate(range(0, len(items), batch_size))
+    ]  # the chunk number keeps two chunks of the same items apart
+
+
+def chunk_items(source: str) -> list[ProtocolItem]:
+    """The items of a chunk made by :func:`item_chunks` (floats travel exactly through JSON)."""
+    from ..evaluation.protocol import ProtocolItem
+
+    return [ProtocolItem(p, o, v) for p, o, v in json.loads(source)["items"]]
+
+
+def _window_results(
+    source: str, pieces: dict[str, list[Piece]], grid: Sequence[float]
+) -> dict[str, list[WindowResult]]:
+    """Each group's window verdicts, from its pieces in chunk order."""
+    from ..analysis.predict import window_result
+
+    out: dict[str, list[WindowResult]] = {}
+    for group, chunks in pieces.items():
+        windows = out.setdefault(group, [])
+        for p in chunks:
+            logits = np.asarray(p["logits"], np.float32).tolist()  # as the local run's tensor.tolist()
+            for t, shift, lg in zip(p["starts"].tolist(), p["shifts"].tolist(), logits, strict=True):
+                windows.append(window_result(t, shift, lg, grid, source))
+    return out
 
 
 def _with_object_stat(result: SyncResult, piece: Piece) -> SyncResult:
@@ -260,7 +358,7 @@ class _File:
 class Assembler:
     """Turns pieces, in any order and possibly repeated, into one result per file, exactly once."""
 
-    def __init__(self, job: PredictJob | ScoreJob) -> None:
+    def __init__(self, job: PredictJob | ScoreJob | EvaluateJob) -> None:
         self.job = job
         self._open: dict[str, _File] = {}
         self.finished: set[str] = set()
@@ -291,19 +389,8 @@ class Assembler:
         if error is None:
             assert f is not None
             try:
-                groups = {g: self._windows(source, f, g) for g in f.groups or ()}
-                return self.job.finish(source, groups, last, elapsed)
+                pieces = {g: [f.chunks[(g, i)] for i in range(f.n_chunks[g])] for g in f.groups or ()}
+                return self.job.finish(source, pieces, last, elapsed)
             except AvsyncError as e:
                 error = _one_line(e)
         return self.job.failed(source, error, last, elapsed)
-
-    def _windows(self, source: str, f: _File, group: str) -> list[WindowResult]:
-        from ..analysis.predict import window_result
-
-        out = []
-        for i in range(f.n_chunks[group]):
-            p = f.chunks[(group, i)]
-            logits = np.asarray(p["logits"], np.float32).tolist()  # as the local run's tensor.tolist()
-            for t, shift, lg in zip(p["starts"].tolist(), p["shifts"].tolist(), logits, strict=True):
-                out.append(window_result(t, shift, lg, self.job.setup.grid, source))
-        return out

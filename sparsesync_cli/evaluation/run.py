@@ -119,14 +119,19 @@ def previous_results(path: str | os.PathLike, model_name: str) -> dict[tuple, di
     return {record_key(r): r for r in read_item_jsonl(path) if r.get("ok") and r.get("model") == model_name}
 
 
-def _decode_items(
+def decode_items(
     items: Sequence[ProtocolItem],
     root: str | os.PathLike,
     geometry,
     batch_size: int,
     audio_stream: int | None,
 ) -> Iterator[list[tuple[ProtocolItem, str | None, Any, Any, str | None]]]:
-    """Batches of ``(item, file, frames, audio, error)``; consecutive items of a clip share a reader."""
+    """Batches of ``batch_size`` items as ``(item, file, frames, audio, error)``, in item order.
+
+    Consecutive items of a clip share a reader. An item that cannot be read has ``error`` (its
+    one-line cause) and no frames or audio; the others go on. The batches are the model batches
+    (the Ray path decodes one batch's items per task, so its model calls equal these).
+    """
     from ..analysis.predict import _read_window
     from ..analysis.windows import check_window, window_at
     from ..media.decode import MediaReader
@@ -189,29 +194,41 @@ def evaluate_items(
     done = 0
     if on_item:
         on_item(0, total)
-    batches = _prefetch(
-        _decode_items(items, root, model.geometry, batch_size, audio_stream), PREFETCH_BATCHES
-    )
+    batches = _prefetch(decode_items(items, root, model.geometry, batch_size, audio_stream), PREFETCH_BATCHES)
     for batch in batches:
         good = [b for b in batch if b[4] is None]
-        logits = None
+        logits = []
         if good:
             logits = model.logits(np.stack([b[2] for b in good]), np.stack([b[3] for b in good])).tolist()
-        k = 0
-        for item, file, _, _, error in batch:
-            if error is None:
-                lg = logits[k]
-                k += 1
-                if not all(np.isfinite(lg)):
-                    rec = item_record(item, model.grid, name, error=f"{file}: non-finite logits", file=file)
-                else:
-                    rec = item_record(item, model.grid, name, logits=lg, file=file)
-            else:
-                rec = item_record(item, model.grid, name, error=error, file=file)
+        for rec in batch_records([(b[0], b[1], b[4]) for b in batch], logits, model.grid, name):
             done += 1
             if on_item:
                 on_item(done, total)
             yield rec
+
+
+def batch_records(
+    batch: Sequence[tuple[ProtocolItem, str | None, str | None]],
+    logits: Sequence[Sequence[float]],
+    grid: Sequence[float],
+    model_name: str,
+) -> list[dict[str, Any]]:
+    """The records of one decoded batch of ``(item, file, error)``, given the model's ``logits``
+    (one row per item without an error, in order). Non-finite logits make a failed record."""
+    import numpy as np
+
+    rows = iter(logits)
+    out = []
+    for item, file, error in batch:
+        if error is None:
+            lg = next(rows)
+            if not all(np.isfinite(lg)):
+                error = f"{file}: non-finite logits"
+            else:
+                out.append(item_record(item, grid, model_name, logits=lg, file=file))
+                continue
+        out.append(item_record(item, grid, model_name, error=error, file=file))
+    return out
 
 
 def latest_by_item(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -231,21 +248,28 @@ def run_protocol(
     batch_size: int = 1,
     audio_stream: int | None = None,
     on_item: ItemProgress | None = None,
+    runner: Callable[[Sequence[ProtocolItem]], Iterable[dict[str, Any]]] | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Evaluate every item, resuming from ``jsonl`` like ``predict --jsonl``.
 
     Items that already have a successful record of this model in ``jsonl`` are not run again
     (failed ones are retried); every new record is appended and made durable as it arrives.
-    Returns ``(records in protocol order, number of items taken from the JSONL)``.
+    ``runner(todo)`` computes the records of the items to run, in any order (default: here, with
+    :func:`evaluate_items`; :func:`~sparsesync_cli.distributed.ray_pipeline.evaluate_on_ray`
+    runs them on Ray). Returns ``(records in protocol order, number of items taken from the JSONL)``.
     """
     previous = previous_results(jsonl, model.info.name) if jsonl is not None else {}
     todo = [it for it in items if it.key not in previous]
+    if runner is None:
+        new = evaluate_items(
+            todo, model, root, batch_size=batch_size, audio_stream=audio_stream, on_item=on_item
+        )
+    else:
+        new = _counted(runner(todo), len(todo), on_item)
     fresh: dict[tuple, dict[str, Any]] = {}
     writer = ItemJsonl(jsonl) if jsonl is not None else None
     try:
-        for rec in evaluate_items(
-            todo, model, root, batch_size=batch_size, audio_stream=audio_stream, on_item=on_item
-        ):
+        for rec in new:
             fresh[record_key(rec)] = rec
             if writer is not None:
                 writer.append(rec)
@@ -254,3 +278,12 @@ def run_protocol(
             writer.close()
     records = [previous.get(it.key) or fresh[it.key] for it in items]
     return records, len(items) - len(todo)
+
+
+def _counted(records: Iterable[dict[str, Any]], total: int, on_item: ItemProgress | None) -> Iterator[dict]:
+    if on_item:
+        on_item(0, total)
+    for done, rec in enumerate(records, start=1):
+        if on_item:
+            on_item(done, total)
+        yield rec
