@@ -82,15 +82,19 @@ class ModelSpec:
         return model
 
 
+class _PerFileJob:
+    """A job whose unit of work is one media file, decoded into pieces by :func:`decode_file`."""
+
+    def decode(self, source: str) -> Iterator[Piece]:
+        return decode_file(source, self)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
-class PredictJob:
+class PredictJob(_PerFileJob):
     """What ``avsync predict`` computes per file (its options, batch size included)."""
 
     options: PredictOptions
     setup: ModelSetup  # family, grid, window geometry and name of the model the actors load
-
-    def decode(self, source: str) -> Iterator[Piece]:
-        return decode_file(source, self)
 
     def reader_args(self) -> dict[str, Any]:
         return {"audio_stream": self.options.audio_stream}
@@ -128,16 +132,13 @@ class PredictJob:
 
 
 @dataclass(frozen=True)
-class ScoreJob:
+class ScoreJob(_PerFileJob):
     """What ``avsync score`` computes per file: av-benchmark's two windows and, optionally, all."""
 
     setup: ModelSetup
     clip_sec: float | None = None
     whole_file: bool = True
     batch_size: int = 1
-
-    def decode(self, source: str) -> Iterator[Piece]:
-        return decode_file(source, self)
 
     def reader_args(self) -> dict[str, Any]:
         from ..analysis.desync import AV_BENCHMARK_SHORT_SIDE

@@ -190,21 +190,17 @@ def evaluate_items(
     if batch_size < 1:
         raise UsageError("batch size must be >= 1")
     name = model.info.name
-    total = len(items)
-    done = 0
-    if on_item:
-        on_item(0, total)
-    batches = _prefetch(decode_items(items, root, model.geometry, batch_size, audio_stream), PREFETCH_BATCHES)
-    for batch in batches:
-        good = [b for b in batch if b[4] is None]
-        logits = []
-        if good:
-            logits = model.logits(np.stack([b[2] for b in good]), np.stack([b[3] for b in good])).tolist()
-        for rec in batch_records([(b[0], b[1], b[4]) for b in batch], logits, model.grid, name):
-            done += 1
-            if on_item:
-                on_item(done, total)
-            yield rec
+
+    def records() -> Iterator[dict[str, Any]]:
+        decoded = decode_items(items, root, model.geometry, batch_size, audio_stream)
+        for batch in _prefetch(decoded, PREFETCH_BATCHES):
+            good = [b for b in batch if b[4] is None]
+            logits = []
+            if good:
+                logits = model.logits(np.stack([b[2] for b in good]), np.stack([b[3] for b in good])).tolist()
+            yield from batch_records([(b[0], b[1], b[4]) for b in batch], logits, model.grid, name)
+
+    yield from _counted(records(), len(items), on_item)
 
 
 def batch_records(
@@ -264,7 +260,7 @@ def run_protocol(
         new = evaluate_items(
             todo, model, root, batch_size=batch_size, audio_stream=audio_stream, on_item=on_item
         )
-    else:
+    else:  # the same progress reports as evaluate_items gives
         new = _counted(runner(todo), len(todo), on_item)
     fresh: dict[tuple, dict[str, Any]] = {}
     writer = ItemJsonl(jsonl) if jsonl is not None else None

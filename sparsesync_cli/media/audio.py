@@ -163,15 +163,15 @@ class AudioDecoder(StreamDecoder):
         rate = frame.sample_rate
         if ts is None or not rate or frame.samples == 0:
             return
-        if key_changed := (rate, frame.layout.name) != self._seg_key:
+        key = (rate, frame.layout.name)
+        if key != self._seg_key:
             # the header was checked by probe; a stream may still switch format mid-way
             check_audio_format(rate, len(frame.layout.channels), self._path)
         in_tb = Fraction(1, rate)
         p = timing.rescale(ts - self._origin, self._tb, in_tb)
-        key = (rate, frame.layout.name)
         expected = self._seg_in + self._in_count
         gap = abs(p - expected) > GAP_TOLERANCE_SEC * rate
-        if self._resampler is None or key_changed or gap:
+        if self._resampler is None or key != self._seg_key or gap:
             self._flush_segment()
             grid = self._grid
             if self._seek_align and grid is not None and grid.rate == rate:
