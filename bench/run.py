@@ -18,10 +18,12 @@ Every figure is measured in this run, beside its baseline:
   ``predict_<variant>``: ``predict_file`` on the whole file (decode thread + model + aggregation):
   seconds per minute of video, per window, the real-time factor (processing seconds per second
   of video), and ``e2e_over_model``: end-to-end seconds per window over the model's own seconds
-  per window measured in the same process right after (1.0 = decoding fully hidden), under the
-  same allocator settings as predict's window loop (sparsesync_cli/heap.py); CPU seconds per
-  window split into user and system time, with the minor page faults, for the whole run and
-  for the model alone (``model_*``);
+  per window measured in the same process, half before the clip and half after (1.0 = decoding
+  fully hidden), under the same allocator settings as predict's window loop
+  (sparsesync_cli/heap.py). The process is warm, as for every file after the first of a batch (a
+  warm-up window first, one heap kept from it to the end); the first window's decoding counts.
+  CPU seconds per window split into user and system time, with the minor page faults, for the
+  whole run and for the model alone (``model_*``);
 - ``cpu_bound_e2e_over_model``: on CPU, decoding and the model share the same cores, so no
   pipeline can beat (model CPU-seconds + decode CPU-seconds per window) / cores; this is that
   floor, from the CPU times measured above.
@@ -32,6 +34,7 @@ the clip's length; on the 10-minute clip it would take ~12 more minutes).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -43,6 +46,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+
+MODEL_REPS = 6  # timed model-alone calls per clip, half before the clip and half after
 
 CLIPS = {  # name: (width, height, seconds)
     "720p_60s": (1280, 720, 60),
@@ -138,28 +143,39 @@ def child(args: argparse.Namespace) -> dict:
     precision = resolve_precision(args.precision, args.device)
     setup = ModelSetup("bench", "sparsesync", None, grid, SPARSESYNC_GEOMETRY, args.device, precision)
     model = SyncModel(net, setup)
-    # warm up (first-call allocations, cuDNN autotuning) on one window
+    # Warm up (first-call allocations, cuDNN autotuning) on one window, and keep the allocator's
+    # heap from there to the end, as a batch does (iter_predictions keeps one heap for all its
+    # files): the clip is measured as any file after the first of a batch, whose windows fault
+    # no fresh pages in. The first window's decoding, before the model can start, still counts.
+    heap = contextlib.ExitStack()
+    heap.enter_context(heap_reuse())
     frames = np.random.default_rng(0).integers(0, 255, (args.batch_size, 125, 3, 224, 224), dtype=np.uint8)
     audio = np.random.default_rng(1).standard_normal((args.batch_size, 80_000)).astype(np.float32)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
     model.logits(frames, audio)
-    if args.device.startswith("cuda"):
-        torch.cuda.synchronize()
+    sync()
+
+    def model_alone(reps: int) -> tuple[float, dict]:
+        """The model alone on one window's inputs, ``reps`` times: (wall, CPU times)."""
+        t, c = time.perf_counter(), cpu_times()
+        for _ in range(reps):
+            model.logits(frames, audio)
+        sync()
+        return time.perf_counter() - t, cpu_times(c)
+
+    # The model alone, same process, same input shapes, same allocator settings as predict's
+    # window loop: what decoding would cost on top of. Timed half before and half after the
+    # clip, so a drift of the machine's speed during the run (a shared VM) weighs on both alike.
+    before = model_alone(MODEL_REPS // 2)
     t, c = time.perf_counter(), cpu_times()
     result = predict_file(path, model, PredictOptions(batch_size=args.batch_size))
     wall, cpu = time.perf_counter() - t, cpu_times(c)
     n = len(result.windows)
-    # the model alone, same process, same inputs shape, under the same allocator settings as
-    # predict's window loop: what decoding would cost on top of
-    reps = max(2, min(6, n // args.batch_size))
-    t, c = time.perf_counter(), cpu_times()
-    with heap_reuse():
-        for _ in range(reps):
-            model.logits(frames, audio)
-    if args.device.startswith("cuda"):
-        torch.cuda.synchronize()
-    model_s = (time.perf_counter() - t) / (reps * args.batch_size)
-    model_cpu = cpu_times(c)
-    model_cpu = {k: v / (reps * args.batch_size) for k, v in model_cpu.items()}
+    after = model_alone(MODEL_REPS - MODEL_REPS // 2)
+    heap.close()
+    per = MODEL_REPS * args.batch_size
+    model_s = (before[0] + after[0]) / per
+    model_cpu = {k: (before[1][k] + after[1][k]) / per for k in before[1]}
     return {
         "windows": n,
         "s_per_min": round(wall / minutes, 2),

@@ -281,18 +281,21 @@ def score_files(
     :func:`~sparsesync_cli.analysis.predict.iter_predictions`); ``on_error(path, error)`` sees
     each failure. A UsageError (a wrong model) ends the run.
     """
-    for p in paths:
-        p = os.fspath(p)
-        try:
-            result = score_file(p, model, **kwargs)
-        except UsageError:
-            raise
-        except Exception as e:  # the per-file boundary: nothing in one file ends the run
-            err = unexpected(e, p)
-            if on_error:
-                on_error(p, err)
-            result = DesyncResult(path=p, ok=False, error=" ".join(err.cause.split()))
-        yield result
+    from ..heap import heap_reuse
+
+    with heap_reuse():  # one heap for the whole run, as iter_predictions does
+        for p in paths:
+            p = os.fspath(p)
+            try:
+                result = score_file(p, model, **kwargs)
+            except UsageError:
+                raise
+            except Exception as e:  # the per-file boundary: nothing in one file ends the run
+                err = unexpected(e, p)
+                if on_error:
+                    on_error(p, err)
+                result = DesyncResult(path=p, ok=False, error=" ".join(err.cause.split()))
+            yield result
 
 
 def summarize(results: Iterable[DesyncResult]) -> dict[str, Any]:

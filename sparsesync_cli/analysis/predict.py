@@ -394,19 +394,23 @@ def iter_predictions(
     is that file's failed result. ``on_error(path, error)`` sees each failure as it happens
     (the CLI prints the traceback of unexpected ones with --debug).
     """
+    from ..heap import heap_reuse
     from .results import SyncResult
 
-    for p in paths:
-        p = os.fspath(p)
-        cb = (lambda done, total, _p=p: on_window(_p, done, total)) if on_window else None
-        try:
-            result = predict_file(p, model, options, on_window=cb)
-        except Exception as e:  # the per-file boundary: nothing in one file ends the batch
-            err = unexpected(e, p)
-            if on_error:
-                on_error(p, err)
-            result = SyncResult.failed(p, err, model=model.info.result_model(), grid=model.grid)
-        yield result
+    # One heap for the whole batch: each file's windows reuse the pages the previous file's
+    # windows mapped, instead of every file faulting its ~2 GB in again (see heap.py).
+    with heap_reuse():
+        for p in paths:
+            p = os.fspath(p)
+            cb = (lambda done, total, _p=p: on_window(_p, done, total)) if on_window else None
+            try:
+                result = predict_file(p, model, options, on_window=cb)
+            except Exception as e:  # the per-file boundary: nothing in one file ends the batch
+                err = unexpected(e, p)
+                if on_error:
+                    on_error(p, err)
+                result = SyncResult.failed(p, err, model=model.info.result_model(), grid=model.grid)
+            yield result
 
 
 def collect_media_files(

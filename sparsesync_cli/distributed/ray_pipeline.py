@@ -20,6 +20,7 @@ restarts actors and re-runs their batches); pieces a retry repeats are dropped b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UsageError
+from ..heap import heap_reuse
 from .work import Assembler, EvaluateJob, ModelSpec, PredictJob, ScoreJob, item_chunks, run_piece
 
 if TYPE_CHECKING:
@@ -107,6 +109,10 @@ class _ModelActor:
         # Pieces arrive as read-only arrays; the model only reads them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         self.model = spec.load()
+        # The actor's process only runs the model: freed activations stay mapped for the next
+        # piece for the actor's whole life, instead of every window faulting them in (heap.py).
+        self._heap = contextlib.ExitStack()
+        self._heap.enter_context(heap_reuse())
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         n = len(batch["source"])

@@ -186,6 +186,7 @@ def evaluate_items(
     import numpy as np
 
     from ..analysis.predict import _prefetch
+    from ..heap import heap_reuse
 
     if batch_size < 1:
         raise UsageError("batch size must be >= 1")
@@ -193,12 +194,16 @@ def evaluate_items(
 
     def records() -> Iterator[dict[str, Any]]:
         decoded = decode_items(items, root, model.geometry, batch_size, audio_stream)
-        for batch in _prefetch(decoded, PREFETCH_BATCHES):
-            good = [b for b in batch if b[4] is None]
-            logits = []
-            if good:
-                logits = model.logits(np.stack([b[2] for b in good]), np.stack([b[3] for b in good])).tolist()
-            yield from batch_records([(b[0], b[1], b[4]) for b in batch], logits, model.grid, name)
+        # Freed activations stay mapped for the next batch, as in predict (see heap.py): without
+        # this every batch faults its ~2 GB of pages in again.
+        with heap_reuse():
+            for batch in _prefetch(decoded, PREFETCH_BATCHES):
+                good = [b for b in batch if b[4] is None]
+                logits = []
+                if good:
+                    frames, audio = np.stack([b[2] for b in good]), np.stack([b[3] for b in good])
+                    logits = model.logits(frames, audio).tolist()
+                yield from batch_records([(b[0], b[1], b[4]) for b in batch], logits, model.grid, name)
 
     yield from _counted(records(), len(items), on_item)
 
