@@ -1,5 +1,6 @@
 """heap_reuse: large buffers freed inside it are reused without new page faults, and leaving it
-gives the memory back and restores glibc's behaviour (fresh pages for every large buffer)."""
+gives the memory back and restores glibc's behaviour (fresh pages for every large buffer); a
+batch (predict over files, evaluate over items) keeps one heap from its first file to its last."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import resource
 
 import pytest
 import torch
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
 
+from sparsesync_cli.analysis.predict import iter_predictions
+from sparsesync_cli.evaluation.protocol import ProtocolItem
+from sparsesync_cli.evaluation.run import evaluate_items
 from sparsesync_cli.heap import heap_reuse, heap_reuse_available
 
 pytestmark = pytest.mark.skipif(not heap_reuse_available(), reason="needs glibc")
@@ -33,3 +39,40 @@ def test_large_buffers_are_reused_inside_and_fresh_again_after() -> None:
         assert sum(rounds[-3:]) < PAGES // 10, rounds
     # outside again: the kept memory went back to the kernel and a large buffer is mapped afresh
     assert faults_of_one_buffer() > PAGES // 2
+
+
+class BufferModel(FakeModel):
+    """A stand-in model whose every call allocates, writes and frees one 64 MiB activation (as a
+    real network's windows do) and records the page faults that took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.faults: list[int] = []
+
+    def logits(self, frames, audio) -> torch.Tensor:
+        self.faults.append(faults_of_one_buffer())
+        return super().logits(frames, audio)
+
+
+@pytest.fixture(scope="module")
+def five_second_clips(tmp_path_factory):
+    clip = cached_clip(tmp_path_factory.mktemp("clip"), Clip(duration=5.0)).path
+    return [clip] * 12
+
+
+def test_a_batch_keeps_one_heap_so_later_files_fault_no_fresh_pages(five_second_clips) -> None:
+    # One window per file: with a heap per file, every file's window mapped its buffers afresh.
+    model = BufferModel()
+    results = list(iter_predictions(five_second_clips, model))
+    assert all(r.ok for r in results) and len(model.faults) == len(five_second_clips)
+    assert sum(model.faults[-3:]) < PAGES // 10, model.faults
+    assert faults_of_one_buffer() > PAGES // 2  # the batch over: back to glibc's defaults
+
+
+def test_evaluate_runs_its_batches_on_one_heap(five_second_clips) -> None:
+    # evaluate_items ran its model calls with no heap reuse at all: every item faulted ~2 GB in
+    items = [ProtocolItem(path=p, offset_sec=0.0, vstart_sec=0.0) for p in five_second_clips]
+    model = BufferModel()
+    records = list(evaluate_items(items, model, root="/"))
+    assert all(r["ok"] for r in records) and len(model.faults) == len(items)
+    assert sum(model.faults[-3:]) < PAGES // 10, model.faults
