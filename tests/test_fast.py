@@ -94,6 +94,57 @@ def test_chunked_stem_equals_the_whole_stem(s3d: S3D, frames: int, chunk: int) -
     assert got.is_contiguous(memory_format=torch.channels_last_3d)
 
 
+POOLS = [
+    ((1, 3, 3), (1, 2, 2), (0, 1, 1)),  # S3D's spatial pools
+    ((3, 3, 3), (1, 1, 1), (1, 1, 1)),  # the inception blocks' pool
+    ((3, 3, 3), (2, 2, 2), (1, 1, 1)),  # temporally strided: left to nn.MaxPool3d
+    ((2, 3, 3), (1, 1, 1), (1, 0, 1)),
+    ((4, 1, 1), (1, 1, 1), (2, 0, 0)),
+    ((3, 2, 2), (1, 2, 2), (0, 0, 0)),
+]
+
+
+@pytest.mark.parametrize("kernel,stride,padding", POOLS)
+@pytest.mark.parametrize("frames", [1, 2, 3, 7])
+def test_framewise_max_pool_equals_max_pool_3d_bit_for_bit(kernel, stride, padding, frames: int) -> None:
+    pool = nn.MaxPool3d(kernel, stride, padding)
+    x = torch.randn(1, 6, frames, 9, 10).contiguous(memory_format=torch.channels_last_3d)
+    x[0, 2, 0] = float("-inf")  # the padding's value is never the answer where data exists
+    if frames + 2 * padding[0] < kernel[0]:  # no output: the same error as the pool's own
+        with pytest.raises(RuntimeError) as ref_error:
+            pool(x)
+        with pytest.raises(RuntimeError, match="Output size is too small") as got_error:
+            fast.FramewiseMaxPool3d(pool)(x)
+        assert str(got_error.value) == str(ref_error.value)
+        return
+    got, ref = fast.FramewiseMaxPool3d(pool)(x), pool(x)
+    assert torch.equal(got, ref)
+    # The strides of a dense channels-last 3-D tensor, the batch's too: oneDNN took an
+    # undersized batch stride for a foreign layout and ran the next convolution ~8 % slower.
+    assert got.stride() == ref.stride()
+
+
+def test_mixed_block_pools_its_branches_as_the_pool_after_it_would() -> None:
+    torch.manual_seed(2)
+    block = _random_batchnorm(S3D()).base[6]  # Mixed_3c, followed by the 3x3x3/2 max-pool
+    pool = nn.MaxPool3d(3, 2, 1)
+    x = torch.rand(1, 256, 5, 8, 8).contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        got = fast.FastMixed(block, pool)(x)
+        ref = pool(fast.FastMixed(block)(x))
+    assert torch.equal(got, ref) and got.shape == (1, 480, 3, 4, 4)
+
+
+def test_audio_stem_hands_on_channels_last() -> None:
+    # A one-channel spectrogram is as much channels-first as channels-last; oneDNN then answered
+    # channels-first and the max-pool after the stem ran 20x slower (10 ms of a 120 ms audio net).
+    torch.manual_seed(3)
+    stem = optimize_for_inference(_random_batchnorm(ResNet18Audio())).stem
+    with torch.inference_mode():
+        y = stem(torch.randn(1, 1, 65, 97))
+    assert y.is_contiguous(memory_format=torch.channels_last) and not y.is_contiguous()
+
+
 def test_fast_resnet_matches_resnet() -> None:
     torch.manual_seed(1)
     net = _random_batchnorm(ResNet18Audio())
