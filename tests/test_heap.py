@@ -20,6 +20,11 @@ pytestmark = pytest.mark.skipif(not heap_reuse_available(), reason="needs glibc"
 
 FLOATS = 16 * 2**20  # 64 MiB: above glibc's largest mmap threshold, a fresh mapping by default
 PAGES = FLOATS * 4 // 4096
+# Outside heap_reuse a 64 MiB block is mostly fresh pages; how much exactly depends on what the
+# process did before: after the fuzz test's batch of broken files glibc served 60-80 % of one
+# from pages it already held (3,098 and 6,164 faults of 16,384 in two full runs). Inside reuse
+# a block faults under 10 %, so more than that after a batch means the reuse ended.
+FRESH_AGAIN = PAGES // 10
 
 
 def faults_of_one_buffer() -> int:
@@ -38,7 +43,7 @@ def test_large_buffers_are_reused_inside_and_fresh_again_after() -> None:
         rounds = [faults_of_one_buffer() for _ in range(16)]
         assert sum(rounds[-3:]) < PAGES // 10, rounds
     # outside again: the kept memory went back to the kernel and a large buffer is mapped afresh
-    assert faults_of_one_buffer() > PAGES // 2
+    assert faults_of_one_buffer() > FRESH_AGAIN
 
 
 class BufferModel(FakeModel):
@@ -66,7 +71,7 @@ def test_a_batch_keeps_one_heap_so_later_files_fault_no_fresh_pages(five_second_
     results = list(iter_predictions(five_second_clips, model))
     assert all(r.ok for r in results) and len(model.faults) == len(five_second_clips)
     assert sum(model.faults[-3:]) < PAGES // 10, model.faults
-    assert faults_of_one_buffer() > PAGES // 2  # the batch over: back to glibc's defaults
+    assert faults_of_one_buffer() > FRESH_AGAIN  # the batch over: back to glibc's defaults
 
 
 def test_evaluate_runs_its_batches_on_one_heap(five_second_clips) -> None:
