@@ -32,7 +32,10 @@ out, because they did not pay:
 - spatial (1,k,k) convolutions as conv2d over the B*T frames: 2.36 s against 2.31 s as 3-D
   channels-last; temporal (k,1,1) ones as conv2d over (T, H*W): 2x slower per layer;
 - one convolution for the three 1x1 convolutions that read each inception block's input: 2.38 s;
-- the 3x3x3 max-pools as a 2-D pool and a max over neighbouring frames: 2.33 s;
+- (the 3x3x3 max-pools as a 2-D pool and a max over neighbouring frames measured 2.33 s here
+  once; that version returned a tensor with a batch stride of C, which sends the next oneDNN
+  convolution down a slow path. With dense strides it is ~25 ms per window faster and is used:
+  ``FramewiseMaxPool3d``, bit-identical.)
 - weights reordered once into oneDNN's blocked layout: 2.32 s;
 - torch.compile (inductor, freezing) of the eager S3D: 1.93 s against 2.16 s for this path in
   the same runs (10 % faster: its max-pools skip the indices), but 45 s to compile (20-28 s
