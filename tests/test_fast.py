@@ -120,7 +120,7 @@ def test_framewise_max_pool_equals_max_pool_3d_bit_for_bit(kernel, stride, paddi
     got, ref = fast.FramewiseMaxPool3d(pool)(x), pool(x)
     assert torch.equal(got, ref)
     # The strides of a dense channels-last 3-D tensor, the batch's too: oneDNN took an
-    # undersized batch stride for a foreign layout and ran the next convolution ~8 % slower.
+    # undersized batch stride for a foreign layout: S3D ran ~8 % slower.
     assert got.stride() == ref.stride()
 
 
@@ -137,7 +137,7 @@ def test_mixed_block_pools_its_branches_as_the_pool_after_it_would() -> None:
 
 def test_audio_stem_hands_on_channels_last() -> None:
     # A one-channel spectrogram is as much channels-first as channels-last; oneDNN then answered
-    # channels-first and the max-pool after the stem ran 20x slower (10 ms of a 120 ms audio net).
+    # channels-first and the max-pool after the stem ran 20x slower (10 ms of a 76 ms audio net).
     torch.manual_seed(3)
     stem = optimize_for_inference(_random_batchnorm(ResNet18Audio())).stem
     with torch.inference_mode():
