@@ -133,19 +133,19 @@ class FramewiseMaxPool3d(nn.Module):
         self.pool = pool
         k, s, p = (_triple(v) for v in (pool.kernel_size, pool.stride or pool.kernel_size, pool.padding))
         self.spatial = (k[1:], s[1:], p[1:])
-        self.temporal = (k[0], s[0], p[0])
+        self.temporal = (k[0], p[0])  # kernel and padding; the stride is 1 wherever it is used
         plain = _triple(pool.dilation) == (1, 1, 1) and not pool.ceil_mode and not pool.return_indices
         # A temporal stride (S3D's 3x3x3/2 pool) gains nothing measurable this way: left to ``pool``.
         self.handled = plain and s[0] == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k, s, p = self.temporal
+        k, p = self.temporal
         too_short = x.dim() == 5 and x.shape[2] + 2 * p < k  # the pool's own error says so
         if not self.handled or too_short or x.shape[0] != 1 or not x.is_contiguous(memory_format=_CL3D):
             return self.pool(x)
         frames = F.max_pool2d(x[0].transpose(0, 1), *self.spatial)  # (T, C, H', W'), channels-last
-        if (k, s, p) != (1, 1, 0):
-            frames = _max_over_time(frames, k, s, p)
+        if (k, p) != (1, 0):
+            frames = _max_over_time(frames, k, p)
         # Back to (1, C, T, H', W') with the strides of a channels-last 3-D tensor, batch
         # stride included: oneDNN reads any other batch stride as a foreign layout and takes a
         # slow path in the next convolution (unsqueeze alone would leave a batch stride of C).
@@ -158,26 +158,24 @@ def _triple(v: int | tuple[int, ...]) -> tuple[int, int, int]:
     return (v, v, v) if isinstance(v, int) else (v[0], v[1], v[2])
 
 
-def _max_over_time(frames: torch.Tensor, k: int, s: int, p: int) -> torch.Tensor:
-    """``out[t] = max(frames[s*t + j - p] for j < k)`` over the frames that exist (-inf padding)."""
+def _max_over_time(frames: torch.Tensor, k: int, p: int) -> torch.Tensor:
+    """``out[t] = max(frames[t + j - p] for j < k)`` over the frames that exist (-inf padding)."""
     n = frames.shape[0]
-    n_out = (n + 2 * p - k) // s + 1
-    out: torch.Tensor | None = None
-    # The centre tap first when it exists for every output: it initialises ``out`` by a copy.
-    for j in sorted(range(k), key=lambda j: j != p):
-        lo = max(0, -((j - p) // s))  # first t with s*t + j - p >= 0
-        hi = min(n_out, (n - 1 - j + p) // s + 1)  # one past the last t with s*t + j - p <= n - 1
+    n_out = n + 2 * p - k + 1
+    # With 2p < k the tap j = p is a real frame for every output (frame t): a copy of it
+    # starts ``out``; otherwise (an even kernel padded by k/2) it starts from -inf.
+    centre = 2 * p < k
+    out = frames[:n_out].clone(memory_format=_CL) if centre else None
+    for j in range(k):
+        if centre and j == p:
+            continue
+        lo, hi = max(0, p - j), min(n_out, n + p - j)  # outputs whose tap j is a real frame
         if hi <= lo:
             continue
-        first = s * lo + j - p
-        taps = frames[first : first + s * (hi - lo - 1) + 1 : s]
         if out is None:
-            if (lo, hi) == (0, n_out):
-                out = taps.clone(memory_format=_CL)
-                continue
             out = frames.new_full((n_out, *frames.shape[1:]), float("-inf")).contiguous(memory_format=_CL)
-        torch.maximum(out[lo:hi], taps, out=out[lo:hi])
-    assert out is not None  # k >= 1 and n >= 1 leave at least the first output covered
+        torch.maximum(out[lo:hi], frames[lo + j - p : hi + j - p], out=out[lo:hi])
+    assert out is not None  # n_out >= 1: some tap reaches a real frame
     return out
 
 
@@ -283,7 +281,7 @@ class FastS3D(nn.Module):
                 after = rest[i + 1] if i + 1 < len(rest) else None
                 layers.append(FastMixed(layer, after if isinstance(after, nn.MaxPool3d) else None))
             elif isinstance(layer, nn.MaxPool3d):
-                if not isinstance(rest[i - 1], Mixed):  # else pooled inside that block
+                if i == 0 or not isinstance(rest[i - 1], Mixed):  # else pooled inside that block
                     layers.append(FramewiseMaxPool3d(layer))
             else:
                 raise TypeError(f"unexpected S3D layer {type(layer).__name__}")
