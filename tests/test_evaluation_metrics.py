@@ -121,10 +121,11 @@ def test_fit_calibration_improves_heldout_ece_and_names_its_model(tmp_path):
     path = tmp_path / "cal.json"
     save_calibration(cal, path)
     d = json.loads(path.read_text())
-    assert d["schema"] == "avsync.calibration/1" and d["model"] == {
+    assert d["schema"] == "avsync.calibration/2" and d["model"] == {
         "name": "tiny.pt",
         "family": "sparsesync",
         "classes": 21,
+        "sha256": None,  # a model made in memory has no checkpoint file
     }
     back = load_calibration(path)
     assert back.temperature == cal.temperature and back.path == str(path)
@@ -153,7 +154,10 @@ def test_a_calibration_for_another_model_is_refused_in_one_line(tmp_path):
     [
         ("not json", "not JSON"),
         ('{"schema": "x"}', "schema"),
-        ('{"schema": "avsync.calibration/1", "temperature": -1}', "missing or wrong"),
+        ('{"schema": "avsync.calibration/2", "temperature": -1}', "missing or wrong"),
+        ('{"schema": "avsync.calibration/2", "temperature": 2, "model": {"name": "m", "family": "f", '
+         '"classes": 21, "sha256": "abc"}}', "missing or wrong"),
+        ('{"schema": "avsync.calibration/1", "temperature": 2}', "fit it again"),
     ],
 )
 def test_a_broken_calibration_file_is_one_line(tmp_path, content, why):
