@@ -236,17 +236,20 @@ def model_sha256(model_info) -> str | None:
     return _verified_sha256(entry, model_cache_dir(entry))
 
 
-_HASHED: dict[tuple, str] = {}  # (path, size, mtime_ns) -> sha256: a process hashes a file once
-
-
 def _file_sha256(path: str) -> str:
-    from ..checkpoints.checksum import hash_file
+    """Hashed at every check, never cached: a file rewritten in place holds other bytes."""
+    import hashlib
 
-    st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
-    if key not in _HASHED:
-        _HASHED[key] = hash_file(Path(path)).sha256
-    return _HASHED[key]
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+    except OSError as e:
+        raise UsageError(
+            f"cannot read the checkpoint to check the calibration: {e.strerror or e}", path
+        ) from None
+    return sha.hexdigest()
 
 
 def _sha256_or_none(value: Any) -> str | None:

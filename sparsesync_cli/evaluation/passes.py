@@ -29,6 +29,7 @@ resuming a run draws the same items again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Sequence
@@ -113,6 +114,11 @@ def start_frames(video_span: tuple[int, int], audio_span: tuple[int, int], offse
     """The start frames the draw chooses from at ``offset_sec``: those whose window (125 frames
     from the frame, 80,000 samples from ``start + offset``) lies inside both spans, less the last
     one (see the module notes) and the frames a 2-decimal start does not read back."""
+    return list(_start_frames(tuple(video_span), tuple(audio_span), float(offset_sec)))
+
+
+@functools.lru_cache(maxsize=4096)  # clips of a dataset share a few spans: each pass asks again
+def _start_frames(video_span: tuple[int, int], audio_span: tuple[int, int], offset_sec: float) -> tuple:
     from .. import clock
 
     fits = []
@@ -122,4 +128,4 @@ def start_frames(video_span: tuple[int, int], audio_span: tuple[int, int], offse
             fits.append(f)
     if len(fits) > 1:
         fits = fits[:-1]  # the floor of a continuous uniform start never reaches the last frame
-    return [f for f in fits if clock.frame_index(round(f / clock.VIDEO_FPS, 2)) == f]
+    return tuple(f for f in fits if clock.frame_index(round(f / clock.VIDEO_FPS, 2)) == f)
