@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from sparsesync_cli.checkpoints.loading import load_checkpoint
-
 from sparsesync_cli.errors import UsageError
 from sparsesync_cli.evaluation.guard import check_protocol_model, model_classes
 from sparsesync_cli.evaluation.named import NAMED_PROTOCOLS
