@@ -100,3 +100,29 @@ def test_drawn_items_travel_through_ray_chunks():
     back = [it for c in chunks for it in chunk_items(c)]
     assert back == [*items, ProtocolItem("plain", 0.2, 0.5)]
     assert json.loads(chunks[0])["items"][0] == ["a", 0.4, 1.0, 9, 0, 0]
+
+
+def test_drawn_items_on_ray_chunks_equal_the_local_run(shared_dir, tmp_path):
+    from helpers.fake_model import FakeModel
+
+    from sparsesync_cli.distributed.work import Assembler, EvaluateJob, run_piece
+    from sparsesync_cli.evaluation.run import evaluate_items
+
+    (tmp_path / "real.mp4").symlink_to(shared_dir / "media/vggsound_3qesirWAGt4_25fps_256side_16k.mp4")
+    items = pass_items([ProtocolItem("real", 0.0, 0.0), ProtocolItem("missing", 0.0, 0.0)], 2, seed=3)
+    here = FakeModel(lambda t: -2.0 + t / 10)
+    local = list(evaluate_items(items, here, tmp_path, batch_size=2))
+    remote = FakeModel(lambda t: -2.0 + t / 10)
+    job = EvaluateJob(remote.info, str(tmp_path), batch_size=2)
+    pieces = [run_piece(remote, p) for c in item_chunks(items, 2) for p in job.decode(c)]
+    asm = Assembler(job)
+    records = [r for p in reversed(pieces) for r in asm.add(p) or []]
+    assert sorted(records, key=lambda r: (r["path"], r["pass"])) == sorted(
+        local, key=lambda r: (r["path"], r["pass"])
+    )
+    real = [r for r in local if r["path"] == "real"]
+    assert all(r["ok"] for r in real) and [r["pass"] for r in real] == [0, 1]
+    assert {(r["offset_sec"], r["vstart_sec"]) for r in real} == {
+        (d.offset_sec, d.vstart_sec) for d in (draw_window(it, *TEN_SEC, GRID21) for it in items[:2])
+    }  # the 10 s clip's spans are TEN_SEC: its draws are the ones computed here
+    assert [r["ok"] for r in local if r["path"] == "missing"] == [False, False]
