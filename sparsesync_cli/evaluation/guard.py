@@ -10,8 +10,12 @@ shapes read from the pickle alone), and :func:`check_protocol_model` refuses the
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    from .named import NamedProtocol
 
 
 def model_classes(
@@ -53,7 +57,7 @@ def model_classes(
     return len(synchformer_grid(ckpt.config, infer_arch(ckpt.state_dict, ckpt.path).num_classes))
 
 
-def check_protocol_model(protocol, classes: int, model_label: str) -> None:
+def check_protocol_model(protocol: NamedProtocol, classes: int, model_label: str) -> None:
     """Refuse (:class:`UsageError`, one line) a model whose class count is not the named
     ``protocol``'s (a :class:`~.named.NamedProtocol`), naming the models it is for."""
     if classes == protocol.classes:

@@ -93,7 +93,8 @@ def ranking_metrics(logits: np.ndarray, targets: np.ndarray, probs: np.ndarray) 
     onehot = np.zeros_like(probs)
     onehot[np.arange(len(targets)), targets] = 1.0
     aucs = [roc_auc(onehot[:, c], probs[:, c]) for c in range(n_cls)]
-    if any(a is None for a in aucs):
+    present = [a for a in aucs if a is not None]
+    if len(present) < n_cls:
         absent = [c for c in range(n_cls) if not onehot[:, c].any()]
         warnings.append(
             f"{len(absent)} of {n_cls} classes never occur as a target ({absent}): map, roc_auc and dprime "
@@ -102,7 +103,7 @@ def ranking_metrics(logits: np.ndarray, targets: np.ndarray, probs: np.ndarray) 
         m_ap, m_auc = 0.0, 0.5
     else:
         m_ap = float(np.mean([average_precision(onehot[:, c], probs[:, c]) for c in range(n_cls)]))
-        m_auc = float(np.mean(aucs))
+        m_auc = float(np.mean(present))
     d = dprime(m_auc)
     if d is None:
         warnings.append(f"dprime is infinite (roc_auc {m_auc}): reported as null")

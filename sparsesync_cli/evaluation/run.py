@@ -44,7 +44,7 @@ def item_record(
 ) -> dict[str, Any]:
     """The JSONL record of one item (``logits`` for a success, ``error`` for a failure)."""
     ok = logits is not None
-    lg = [float(x) for x in logits] if ok else None
+    lg = [float(x) for x in logits] if logits is not None else None
     drawn = {}
     if item.draw is not None:
         drawn = {"pass": item.draw.pass_index, "row": item.draw.row, "seed": item.draw.seed}
@@ -163,6 +163,7 @@ def decode_items(
                         reader = None
                     reader = MediaReader(file, audio_stream=audio_stream)
                 if item.draw is not None:
+                    assert grid is not None  # checked above
                     item = draw_window(item, reader.video_span, reader.audio_span, grid)
                 w = window_at(item.vstart_sec, item.offset_sec)
                 check_window(w, geometry, reader.video_span, reader.audio_span, path=os.fspath(file))
