@@ -304,3 +304,14 @@ def test_cli_reference_has_every_command_and_option():
     for expected in ("avsync predict", "avsync fix", "avsync score", "avsync models", "avsync download",
                      "avsync evaluate", "avsync report"):  # fmt: skip
         assert expected in sections
+
+
+def test_ci_runs_the_readme_test_command():
+    # .ci/run's contract: it runs the test command the README names (in CI's own venv).
+    readme_commands = [c.text for b in parse_blocks(REPO_ROOT / "README.md") for c in commands_of(b)]
+    test_command = next(c for c in readme_commands if "the test command" in c)
+    args = shlex.split(test_command, comments=True)
+    assert args[:3] == ["python3", "-m", "pytest"], test_command
+    ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert f'"$PY" {shlex.join(args[1:])}' in ci, f".ci/run does not run the README's `{test_command}`"
+    assert any(line.endswith('mkdocs build --strict --site-dir "$(mktemp -d)"') for line in ci)
