@@ -149,6 +149,8 @@ def decode_items(
     from ..media.decode import MediaReader
     from .passes import draw_window
 
+    if grid is None and any(it.draw is not None for it in items):
+        raise ValueError("drawn items need the model's class grid")
     reader = None
     batch: list = []
     try:
