@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .analysis.windows import WindowGeometry
 from .errors import UsageError
 from .families import family_of, get_family
+from .geometry import WindowGeometry
 
 if TYPE_CHECKING:
     import numpy as np

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sparsesync_cli"
@@ -10,14 +12,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sparsesync_cli"
 # part -> the parts it may import (names as in the README's "Development" map).
 MAY_IMPORT = {
     "checkpoints": {"errors", "atomic", "families", "__init__"},
-    "analysis": {"clock", "errors", "families", "media", "features", "sync_model", "heap"},
+    "analysis": {"clock", "errors", "families", "geometry", "media", "features", "sync_model", "heap"},
     "report": {"analysis", "atomic", "clock", "errors", "__init__"},
     "evaluation": {"analysis", "atomic", "checkpoints", "media", "report", "clock", "errors", "heap"},
     "distributed": {"analysis", "evaluation", "media", "sync_model", "atomic", "errors", "heap"},
     "media": {"atomic", "clock", "errors"},
     "models": {"clock", "errors", "checkpoints"},
     "features": {"clock", "errors"},
-    "families": {"analysis", "errors", "checkpoints", "models", "features"},
+    "families": {"errors", "geometry", "checkpoints", "models", "features"},
+    "geometry": {"clock"},  # the ground floor: a window and the part of it a model uses
     "atomic": set(),
     "heap": set(),
     "writable": {"errors"},
@@ -62,3 +65,14 @@ def test_only_the_cli_prints():
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"
     ]
     assert printing == []
+
+
+def test_the_family_table_and_the_model_load_without_the_analysis_package():
+    """Loading a checkpoint (registry -> families -> sync_model) must not drag in window planning."""
+    code = (
+        "import sys, sparsesync_cli.checkpoints.registry, sparsesync_cli.families\n"
+        "import sparsesync_cli.sync_model\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('sparsesync_cli.analysis'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, check=True)
