@@ -8,13 +8,13 @@ import sys
 
 import pytest
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.cli import app, ray_argv
 from sparsesync_cli.distributed.sources import collect_sources, read_list, split_done
 from sparsesync_cli.distributed.work import Assembler, PredictJob, ScoreJob, decode_file, run_piece
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 
 @pytest.fixture(scope="module")

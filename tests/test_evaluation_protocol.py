@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from helpers.http_server import FileServer
-from helpers.media_synth import Clip, cached_clip
 
 from sparsesync_cli import clock
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, check_window, window_at
@@ -26,6 +25,7 @@ from sparsesync_cli.evaluation.protocol import (
     write_protocol,
 )
 from sparsesync_cli.media.decode import MediaReader
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 # ---------------------------------------------------------------- the CSV format
 

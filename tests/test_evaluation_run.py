@@ -13,7 +13,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
@@ -24,6 +23,7 @@ from sparsesync_cli.evaluation.metrics import target_class
 from sparsesync_cli.evaluation.protocol import ProtocolItem, read_protocol, write_protocol
 from sparsesync_cli.evaluation.run import evaluate_items, read_item_jsonl
 from sparsesync_cli.sync_model import ModelSetup
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 EVENT_SEC = 3.0  # the synthetic clips flash and click together here: they are in sync

@@ -76,3 +76,43 @@ def test_the_family_table_and_the_model_load_without_the_analysis_package():
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, check=True)
+
+
+def test_the_tool_never_imports_its_test_media():
+    """``testmedia`` is for the tests and bench/: no other part of the package may need it."""
+    users = [
+        str(path.relative_to(PACKAGE))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] != "testmedia" and "testmedia" in imported_parts(path)
+    ]
+    assert users == []
+    assert imported_parts(PACKAGE / "testmedia" / "synth.py") == set()
+
+
+BENCH = PACKAGE.parent / "bench"
+TEST_MODULES = {"tests", "helpers", "conftest"} | {p.stem for p in (PACKAGE.parent / "tests").glob("*.py")}
+
+
+def test_bench_stands_apart_from_the_tests():
+    """bench/ imports the installed package (and its own modules), never tests/, and edits no
+    sys.path: the authors' checkout in reference_model.py is the one exception."""
+    wrong = []
+    for path in sorted(BENCH.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            else:
+                names = []
+            wrong += [f"{path.name} imports {n}" for n in names if n.split(".")[0] in TEST_MODULES]
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "path"
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "sys"
+                and path.name != "reference_model.py"
+            ):
+                wrong.append(f"{path.name} uses sys.path (line {node.lineno})")
+    assert wrong == []

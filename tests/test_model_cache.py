@@ -9,7 +9,6 @@ import pytest
 import torch
 from helpers.http_server import FileServer
 from helpers.hub_cache import make_hub_cache
-from helpers.media_synth import Clip, make_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.checkpoints import loading as checkpoint_mod
@@ -18,6 +17,7 @@ from sparsesync_cli.checkpoints.download import model_cache_dir
 from sparsesync_cli.checkpoints.registry import get_entry
 from sparsesync_cli.cli import app
 from sparsesync_cli.sync_model import load_model
+from sparsesync_cli.testmedia.synth import Clip, make_clip
 
 CKPT_PATH = "/sync/sync_models/tiny-0/tiny_sparsesync.pt"
 CFG_PATH = "/sync/sync_models/tiny-0/cfg-tiny_sparsesync.yaml"

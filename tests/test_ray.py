@@ -14,10 +14,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.cli import app
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'sparsesync-cli[ray]'")
 pytest.importorskip("moto.server")
