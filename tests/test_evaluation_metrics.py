@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from sparsesync_cli.analysis.results import ModelRecord
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
 from sparsesync_cli.errors import UsageError
 from sparsesync_cli.evaluation.calibration import (
@@ -135,17 +136,17 @@ def test_a_calibration_for_another_model_is_refused_in_one_line(tmp_path):
     save_calibration(fit_calibration(_overconfident_records(60), _model()), path)
 
     class Loaded:
-        info = _model(name="sparsesync-lrs3")
+        setup = _model(name="sparsesync-lrs3")
 
     with pytest.raises(UsageError) as e:
         apply_calibration(Loaded(), load_calibration(path))
     msg = str(e.value)
     assert "\n" not in msg and "tiny.pt" in msg and "sparsesync-lrs3" in msg and str(path) in msg
     right = Loaded()
-    right.info = _model()
+    right.setup = _model()
     apply_calibration(right, load_calibration(path))
-    assert right.info.calibration["temperature"] == load_calibration(path).temperature
-    assert right.info.result_model().to_dict()["calibration"]["file"] == str(path)
+    assert right.setup.calibration["temperature"] == load_calibration(path).temperature
+    assert ModelRecord.of(right.setup).to_dict()["calibration"]["file"] == str(path)
 
 
 @pytest.mark.parametrize(

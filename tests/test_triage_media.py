@@ -13,7 +13,7 @@ from sparsesync_cli.analysis.results import SyncResult
 from sparsesync_cli.analysis.sampling import SamplingOptions, visit_order
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, plan_windows
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.report.syncmap import sync_map_svg
+from sparsesync_cli.output.syncmap import sync_map_svg
 from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 AUTO = PredictOptions(sampling=SamplingOptions(mode="auto"))

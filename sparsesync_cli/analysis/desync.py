@@ -212,7 +212,7 @@ def score_file(
     from ..media.decode import MediaReader
     from .predict import analyse_windows, run_windows
 
-    check_family(model.info.family)
+    check_family(model.setup.family)
     path = os.fspath(path)
     with MediaReader(path, short_side=AV_BENCHMARK_SHORT_SIDE) as reader:
         ends, whole = plan_score(reader, model.geometry, clip_sec, whole_file, path)

@@ -1,4 +1,4 @@
-"""Reports other tools can read: JSON Lines (one result per file, resumable) and CSV.
+"""Records other tools can read: JSON Lines (one result per file, resumable) and CSV.
 
 JSONL (``--jsonl``): one ``avsync.result/1.1`` object per line (``/1`` records are read too),
 appended as each file finishes with a single ``write`` and an ``fsync``, so an interrupted batch
@@ -18,7 +18,7 @@ holds the name's bytes as they are on disk (the rest of the file is UTF-8).
 
 CSV (``--csv``): one row per file with the flat fields (:data:`CSV_FIELDS`). Rows are collected
 and the file is written to a temporary name in the same folder and moved into place when the
-report closes (also when the batch is interrupted), so a reader never sees half a CSV. Appending
+writer closes (also when the batch is interrupted), so a reader never sees half a CSV. Appending
 rows instead would risk a crash mid-row whose open quote swallows every row after it.
 """
 
@@ -124,7 +124,7 @@ def write_durable(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-class JsonlReport:
+class JsonlWriter:
     """Append-only JSONL writer; use as a context manager or call :meth:`close`."""
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -148,7 +148,7 @@ class JsonlReport:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> JsonlReport:
+    def __enter__(self) -> JsonlWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -224,7 +224,7 @@ def _csv_text(v: object) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
 
-class CsvReport:
+class CsvWriter:
     """Collects rows and writes the CSV atomically on :meth:`close` (or leaving a ``with``)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -248,8 +248,13 @@ class CsvReport:
         except OSError as e:
             raise UsageError(f"cannot write the report: {e.strerror or e}", self.path) from e
 
-    def __enter__(self) -> CsvReport:
+    def __enter__(self) -> CsvWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Deprecated names (before 0.3): "report" now means the HTML report only.
+JsonlReport = JsonlWriter
+CsvReport = CsvWriter
