@@ -40,7 +40,7 @@ def test_names_from_before_the_renames_still_import_as_the_same_objects():
     from sparsesync_cli.output import records, syncmap
 
     # as README 0.2 shows: from sparsesync_cli.report.syncmap import sync_map_svg
-    assert importlib.import_module("sparsesync_cli.report.syncmap") is syncmap
+    assert importlib.import_module("sparsesync_cli.report.syncmap").sync_map_svg is syncmap.sync_map_svg
     assert importlib.import_module("sparsesync_cli.report.records").JsonlReport is records.JsonlWriter
     assert records.CsvReport is records.CsvWriter and results.ModelInfo is results.ModelRecord
     assert old_evaluation_page.write_evaluation_html is page.write_evaluation_html
