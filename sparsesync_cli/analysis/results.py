@@ -84,7 +84,7 @@ class ModelRecord:
         get_family(self.family)  # ValueError naming the known families
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        d: dict[str, Any] = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
         if self.calibration is not None:
             d["calibration"] = self.calibration
         return d
@@ -392,8 +392,9 @@ class SyncResult:
         """Read an ``avsync.result/1.1`` or ``/1`` object back (``ValueError`` for another schema)."""
         if d.get("schema") not in READABLE_SCHEMAS:
             raise ValueError(f"not an {SCHEMA_MAJOR} object (schema {d.get('schema')!r})")
-        trend = d.get("trend")
-        line, jump = (trend["line"], trend["jump"]) if trend else (None, None)
+        trend: dict[str, Any] | None = d.get("trend") or None
+        line, jump = (trend["line"], trend["jump"]) if trend is not None else (None, None)
+        drift = trend is not None and trend["kind"] == "drift"
         return cls(
             path=d["path"],
             ok=d["ok"],
@@ -414,6 +415,6 @@ class SyncResult:
             elapsed_sec=d["elapsed_sec"],
             sampling=Sampling.from_dict(d),
             posterior=tuple(d.get("posterior") or ()),
-            trend=None if line is None else Trend(significant=trend["kind"] == "drift", **line),
+            trend=None if line is None else Trend(significant=drift, **line),
             jump=None if jump is None else Jump(**jump),
         )

@@ -120,7 +120,8 @@ def fit_calibration(records: Sequence[dict[str, Any]], model_info) -> Calibratio
     t = fit_temperature(logits[fit_idx], targets[fit_idx])
     before = _scores(logits[held_idx], targets[held_idx], 1.0)
     after = _scores(logits[held_idx], targets[held_idx], t)
-    heldout = {f"{k}_before": v for k, v in before.items()} | {f"{k}_after": v for k, v in after.items()}
+    heldout: dict[str, float | None] = {f"{k}_before": v for k, v in before.items()}
+    heldout |= {f"{k}_after": v for k, v in after.items()}
     return Calibration(
         model_name=model_info.name,
         model_family=model_info.family,

@@ -41,8 +41,8 @@ def item_record(
     file: str | None = None,
 ) -> dict[str, Any]:
     """The JSONL record of one item (``logits`` for a success, ``error`` for a failure)."""
-    ok = logits is not None
-    lg = [float(x) for x in logits] if ok else None
+    lg = [float(x) for x in logits] if logits is not None else None
+    ok = lg is not None
     return {
         "schema": ITEM_SCHEMA,
         "path": item.path,

@@ -43,9 +43,9 @@ COLUMNS = (  # header, sort key (None: not sortable), sort type, class, tooltip
 def status(result: dict) -> str:
     """``"in sync"``, ``"out of sync"`` or ``"failed"`` (see :data:`IN_SYNC_SEC`)."""
     off = result.get("offset_sec")
-    if not result.get("ok") or not finite(off):
-        return "failed"
-    return "in sync" if abs(off) < IN_SYNC_SEC else "out of sync"
+    if result.get("ok") and finite(off):
+        return "in sync" if abs(off) < IN_SYNC_SEC else "out of sync"
+    return "failed"
 
 
 def summary_counts(results: list[dict]) -> dict[str, int]:
@@ -234,7 +234,7 @@ def _file_rows(i: int, r: dict) -> list[str]:
     if kind == "failed":
         words = f'<span class="error">{esc(r.get("error") or "no offset was measured")}</span>'
     else:
-        text = r.get("offset_words") or describe_offset(off)
+        text = r.get("offset_words") or describe_offset(r["offset_sec"])  # finite: not "failed"
         words = "" if text == kind else f'<span class="words">{esc(text)}</span>'
     out.append(f'<td class="verdict">{"".join(badges)}{words}</td>')
     out.append(f'<td class="num fit">{_num(off, 2, signed=True)}</td>')

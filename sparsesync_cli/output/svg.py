@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import math
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 # viridis (matplotlib's default, by van der Walt and Smith): perceptually uniform, readable with
 # the common colour-vision deficiencies and in greyscale. Ten evenly spaced stops from 0 to 1,
@@ -30,7 +30,7 @@ _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _TIME_STEPS_SEC = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
 
 
-def finite(x: Any) -> bool:
+def finite(x: Any) -> TypeGuard[float]:
     """True for a real, finite number (not None, not a bool, not NaN or infinite)."""
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
