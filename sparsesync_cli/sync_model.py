@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .analysis.results import ModelRecord
     from .checkpoints.loading import Checkpoint
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -50,12 +49,6 @@ class ModelSetup:
     @property
     def resolution_sec(self) -> float:
         return round(self.grid[1] - self.grid[0], 6) if len(self.grid) > 1 else 0.0
-
-    def result_model(self) -> ModelRecord:
-        """Deprecated: use ``ModelRecord.of(setup)`` (:mod:`sparsesync_cli.analysis.results`)."""
-        from .analysis.results import ModelRecord
-
-        return ModelRecord.of(self)
 
 
 def resolve_device(device: str = "auto") -> str:

@@ -40,10 +40,6 @@ class OffsetReadingModel:
         self.calls = 0
 
     @property
-    def info(self):  # TEMPORARY: cli.py reads .info until the CLI split moves it to .setup
-        return self.setup
-
-    @property
     def grid(self):
         return self.setup.grid
 

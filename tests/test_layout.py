@@ -22,6 +22,8 @@ MAY_IMPORT = {
     "features": {"clock", "errors"},
     "families": {"errors", "geometry", "checkpoints", "models", "features"},
     "geometry": {"clock"},  # the ground floor: a window and the part of it a model uses
+    "sync_model": {"errors", "families", "geometry", "checkpoints", "models"},  # never analysis
+    "testmedia": set(),  # for tests and bench/; nothing in the package imports it
     "atomic": set(),
     "heap": set(),
     "writable": {"errors"},

@@ -232,7 +232,7 @@ def default_batch(sync_model: SyncModel) -> int:
     """Windows per model call when --batch-size is not given."""
     # CPU: batching gains ~4 % per window for ~0.4 GB per window (bench/model_speed.py); a GPU
     # wants several windows per call to be busy.
-    return 8 if sync_model.info.device.startswith("cuda") else 1
+    return 8 if sync_model.setup.device.startswith("cuda") else 1
 
 
 class DownloadBar:

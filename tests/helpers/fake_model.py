@@ -35,10 +35,6 @@ class FakeModel:
         self.starts: list[float] = []
 
     @property
-    def info(self):  # TEMPORARY: cli.py reads .info until the CLI split moves it to .setup
-        return self.setup
-
-    @property
     def grid(self) -> tuple[float, ...]:
         return self.setup.grid
 
