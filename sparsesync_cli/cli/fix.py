@@ -168,6 +168,7 @@ def _print_fix_outcome(
     elif dry_run:
         out.print(f"dry run: would write {output} with {decision.action}", markup=False, soft_wrap=True)
     else:
+        assert done is not None  # applied, not a dry run: fix_offset returned what it did
         trimmed = (
             f" ({done.audio_trimmed_sec:.2f} s of audio before the start trimmed)"
             if done.audio_trimmed_sec
