@@ -90,7 +90,9 @@ def main() -> None:
             for n in (int(a) for a in args.actors.split(",")):
                 t = time.perf_counter()
                 results = list(
-                    predict_on_ray(files, spec, options, model.info, actors=n, cpus_per_actor=1, batch_size=1)
+                    predict_on_ray(
+                        files, spec, options, model.setup, actors=n, cpus_per_actor=1, batch_size=1
+                    )
                 )
                 record(f"ray_{n}_actor{'s' if n > 1 else ''}", time.perf_counter() - t, results)
                 same = all([w.logits for w in r.windows] == local_logits[r.path] for r in results)

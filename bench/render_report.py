@@ -42,8 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsesync_cli.report.html import write_html_report
-from sparsesync_cli.report.records import read_jsonl
+from sparsesync_cli.output.html import write_html_report
+from sparsesync_cli.output.records import read_jsonl
 
 WINDOW = (1400, 1000)  # px, the browser window for the screenshot and the layout check
 TIMEOUT_SEC = 90  # one Chromium run; a cold start in a container can take several seconds

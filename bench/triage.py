@@ -33,20 +33,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent))
-sys.path.insert(0, str(BENCH.parent / "tests"))
+from sparsesync_cli.analysis.aggregate import aggregate
+from sparsesync_cli.analysis.sampling import SamplingOptions, sample_windows
+from sparsesync_cli.clock import IN_SYNC_TOLERANCE_SEC
 
-from sparsesync_cli.analysis.aggregate import aggregate  # noqa: E402
-from sparsesync_cli.analysis.sampling import SamplingOptions, sample_windows  # noqa: E402
-from sparsesync_cli.clock import IN_SYNC_TOLERANCE_SEC  # noqa: E402
+BENCH = Path(__file__).resolve().parent
 
 GRID = np.round(np.linspace(-2.0, 2.0, 21), 6)
 CLASSES = ("in_sync", "offset", "drift", "jump", "silent", "low_conf")
@@ -189,13 +186,12 @@ def table(rows: list[dict], seq_s: float, seek_s: float) -> str:
 # ---------------------------------------------------------------- real files
 def real_files(tmp: Path, shared: Path) -> tuple[list[dict], float, float]:
     """Tiny model on real decoded files, full vs auto; decode cost per window sequential vs seek."""
-    from helpers.media_synth import Clip, cached_clip
-
     from sparsesync_cli.analysis.predict import PredictOptions, _read_window, predict_file
     from sparsesync_cli.analysis.sampling import visit_order
     from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, plan_windows
     from sparsesync_cli.media.decode import MediaReader
     from sparsesync_cli.sync_model import load_model
+    from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
     fx = shared / "fixtures/sparsesync"
     model = load_model(

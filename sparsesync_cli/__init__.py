@@ -37,7 +37,7 @@ _EXPORTS = {
     "fix_offset": "media.remux",
     "MediaReader": "media.decode",
     "score_files": "analysis.desync",
-    "write_html_report": "report.html",
+    "write_html_report": "output.html",
     "AvsyncError": "errors",
     "MediaError": "errors",
     "CheckpointError": "errors",

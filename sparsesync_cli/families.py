@@ -3,7 +3,7 @@
 Each :class:`Family` says how to recognise its checkpoints (the config's ``model.target`` or, for
 a bare state dict, its weight names), how to build the network and its class grid from one, which
 feature module turns decoded windows into its inputs, and which part of a window it reads
-(:class:`~sparsesync_cli.analysis.windows.WindowGeometry`). Adding a family is one entry here plus
+(:class:`~sparsesync_cli.geometry.WindowGeometry`). Adding a family is one entry here plus
 its ``models/`` and ``features/`` modules; the registry, the results and ``load_model`` read this
 table. The model and feature modules (torch) are imported only when a family is used.
 """
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from .analysis.windows import SPARSESYNC_GEOMETRY, SYNCHFORMER_GEOMETRY, WindowGeometry
 from .errors import CheckpointError
+from .geometry import WindowGeometry
 
 if TYPE_CHECKING:
     import torch
@@ -28,6 +28,11 @@ SPARSESYNC = "sparsesync"
 SYNCHFORMER = "synchformer"
 
 Built = tuple["torch.nn.Module", tuple[float, ...]]
+
+# SparseSync uses the whole 5 s window; Synchformer cuts 14 segments of 16 frames (stride 8) out
+# of its middle: frames [2, 122) and samples [1280, 78080), 4.8 s.
+SPARSESYNC_GEOMETRY = WindowGeometry()
+SYNCHFORMER_GEOMETRY = WindowGeometry(used_frames=(2, 122), used_samples=(1280, 78080))
 
 
 @dataclass(frozen=True)

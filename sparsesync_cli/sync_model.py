@@ -14,15 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .analysis.windows import WindowGeometry
 from .errors import UsageError
 from .families import family_of, get_family
+from .geometry import WindowGeometry
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from .analysis.results import ModelInfo as ResultModel
     from .checkpoints.loading import Checkpoint
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -30,7 +29,9 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 @dataclass(frozen=True)
 class ModelSetup:
-    """What a loaded model is: where it came from, its classes and the window it reads."""
+    """How a loaded model is set up: where it came from, its classes, the window it reads, and
+    where and how it runs. (A result stores only its name, family and checkpoint:
+    :class:`~sparsesync_cli.analysis.results.ModelRecord`.)"""
 
     name: str
     family: str
@@ -48,12 +49,6 @@ class ModelSetup:
     @property
     def resolution_sec(self) -> float:
         return round(self.grid[1] - self.grid[0], 6) if len(self.grid) > 1 else 0.0
-
-    def result_model(self) -> ResultModel:
-        """The ``model`` part of a result (name, family, checkpoint)."""
-        from .analysis.results import ModelInfo
-
-        return ModelInfo(self.name, self.family, self.checkpoint, self.calibration)
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -88,18 +83,27 @@ def resolve_precision(precision: str, device: str) -> str:
 class SyncModel:
     """A loaded synchronisation model: decoded windows in, offset-class logits out."""
 
-    def __init__(self, net: torch.nn.Module, info: ModelSetup) -> None:
+    def __init__(self, net: torch.nn.Module, setup: ModelSetup) -> None:
         self.net = net
-        self.info = info
-        self._features = get_family(info.family).features()
+        self.setup = setup
+        self._features = get_family(setup.family).features()
+
+    @property
+    def info(self) -> ModelSetup:
+        """Deprecated name of :attr:`setup` (before 0.3)."""
+        return self.setup
+
+    @info.setter
+    def info(self, setup: ModelSetup) -> None:
+        self.setup = setup
 
     @property
     def grid(self) -> tuple[float, ...]:
-        return self.info.grid
+        return self.setup.grid
 
     @property
     def geometry(self) -> WindowGeometry:
-        return self.info.geometry
+        return self.setup.geometry
 
     def logits(self, frames: np.ndarray | torch.Tensor, audio: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, C)`` (float32, on CPU) for a batch of windows.
@@ -108,7 +112,7 @@ class SyncModel:
         """
         import torch
 
-        device = torch.device(self.info.device)
+        device = torch.device(self.setup.device)
         frames_t = torch.as_tensor(frames)
         audio_t = torch.as_tensor(audio)
         if device.type == "cuda":
@@ -117,7 +121,7 @@ class SyncModel:
         with torch.inference_mode():
             vid = self._features.video_input(frames_t)
             aud = self._features.audio_input(audio_t)
-            dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.info.precision)
+            dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.setup.precision)
             if dtype is None:
                 out = self.net(vid, aud)
             else:

@@ -9,7 +9,7 @@ import pytest
 
 from sparsesync_cli import atomic
 from sparsesync_cli.checkpoints.checksum import Digests, write_record
-from sparsesync_cli.report.records import CsvReport
+from sparsesync_cli.output.records import CsvWriter
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_an_unwritable_folder_is_an_oserror_and_nothing_appears(tmp_path: Path) 
 
 
 def test_reports_and_checksum_records_use_it(tmp_path: Path, umask_027: int) -> None:
-    with CsvReport(tmp_path / "r.csv"):
+    with CsvWriter(tmp_path / "r.csv"):
         pass
     f = tmp_path / "weights.pt"
     f.write_bytes(b"w")

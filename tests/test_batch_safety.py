@@ -12,7 +12,6 @@ import os
 import pytest
 import torch
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
@@ -21,6 +20,7 @@ from sparsesync_cli.cli import app
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.probe import probe
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 runner = CliRunner()
 

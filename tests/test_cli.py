@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip, measure
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
 from sparsesync_cli.cli import app
+from sparsesync_cli.testmedia.synth import Clip, cached_clip, measure
 
 runner = CliRunner()
 

@@ -8,13 +8,13 @@ import sys
 
 import pytest
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.cli import app, ray_argv
 from sparsesync_cli.distributed.sources import collect_sources, read_list, split_done
 from sparsesync_cli.distributed.work import Assembler, PredictJob, ScoreJob, decode_file, run_piece
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_pieces_in_any_order_and_repeated_give_the_local_result_once(clip):
     model = FakeModel()
     options = PredictOptions(stride_sec=1.0, batch_size=3)
     local = predict_file(clip, model, options).to_dict()
-    job = PredictJob(options, model.info)
+    job = PredictJob(options, model.setup)
     pieces = [run_piece(model, p) for p in decode_file(str(clip), job)]
     assert len(pieces) == 2 and [len(p["starts"]) for p in pieces] == [3, 2]
     asm = Assembler(job)
@@ -50,7 +50,7 @@ def test_score_pieces_give_the_local_desync_numbers(clip):
 
     local = score_file(clip, model(), batch_size=1)
     remote = model()
-    job = ScoreJob(remote.info, clip_sec=None, whole_file=True, batch_size=1)
+    job = ScoreJob(remote.setup, clip_sec=None, whole_file=True, batch_size=1)
     pieces = [run_piece(remote, p) for p in decode_file(str(clip), job)]
     # av-benchmark's first and last windows, then the whole file's two 4.8 s windows
     assert [(p["group"], p["chunk"]) for p in pieces] == [
@@ -70,7 +70,7 @@ def test_a_file_that_fails_is_one_failed_piece_with_its_cause(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all")
     model = FakeModel()
-    job = PredictJob(PredictOptions(), model.info)
+    job = PredictJob(PredictOptions(), model.setup)
     pieces = list(decode_file(str(bad), job))
     assert len(pieces) == 1 and "not a readable media file" in pieces[0]["error"]
     result = Assembler(job).add(run_piece(model, pieces[0]))
@@ -100,7 +100,7 @@ def test_evaluation_chunks_give_the_local_item_records_in_the_same_model_batches
     here = model()
     local = list(evaluate_items(items, here, tmp_path, batch_size=2))
     remote = model()
-    job = EvaluateJob(remote.info, str(tmp_path), batch_size=2)
+    job = EvaluateJob(remote.setup, str(tmp_path), batch_size=2)
     chunks = item_chunks(items, job.batch_size)
     pieces = [run_piece(remote, p) for c in chunks for p in job.decode(c)]
     assert remote.calls == here.calls  # the same model batches: 2 clips, [corrupt] clip, [missing] clip

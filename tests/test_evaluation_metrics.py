@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from sparsesync_cli.analysis.results import ModelRecord
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
 from sparsesync_cli.errors import UsageError
 from sparsesync_cli.evaluation.calibration import (
@@ -139,17 +140,17 @@ def test_a_calibration_for_another_model_is_refused_in_one_line(tmp_path):
     save_calibration(fit_calibration(_overconfident_records(60), _model()), path)
 
     class Loaded:
-        info = _model(name="sparsesync-lrs3")
+        setup = _model(name="sparsesync-lrs3")
 
     with pytest.raises(UsageError) as e:
         apply_calibration(Loaded(), load_calibration(path))
     msg = str(e.value)
     assert "\n" not in msg and "tiny.pt" in msg and "sparsesync-lrs3" in msg and str(path) in msg
     right = Loaded()
-    right.info = _model()
+    right.setup = _model()
     apply_calibration(right, load_calibration(path))
-    assert right.info.calibration["temperature"] == load_calibration(path).temperature
-    assert right.info.result_model().to_dict()["calibration"]["file"] == str(path)
+    assert right.setup.calibration["temperature"] == load_calibration(path).temperature
+    assert ModelRecord.of(right.setup).to_dict()["calibration"]["file"] == str(path)
 
 
 @pytest.mark.parametrize(
@@ -209,15 +210,15 @@ def test_a_calibration_is_bound_to_the_checkpoint_bytes_not_its_name(tmp_path):
     assert json.loads(path.read_text())["model"]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
 
     class Loaded:
-        info = model_a
+        setup = model_a
 
     apply_calibration(Loaded(), load_calibration(path))  # the same bytes: accepted
-    Loaded.info = model_b
+    Loaded.setup = model_b
     with pytest.raises(UsageError) as e:
         apply_calibration(Loaded(), load_calibration(path))
     msg = str(e.value)
     assert "\n" not in msg and str(b) in msg and str(path) in msg and "sha256" in msg
     a.write_bytes(b.read_bytes())  # the file at a's path now holds other bytes: refused too
-    Loaded.info = model_a
+    Loaded.setup = model_a
     with pytest.raises(UsageError, match="sha256"):
         apply_calibration(Loaded(), load_calibration(path))

@@ -113,7 +113,7 @@ def test_drawn_items_on_ray_chunks_equal_the_local_run(shared_dir, tmp_path):
     here = FakeModel(lambda t: -2.0 + t / 10)
     local = list(evaluate_items(items, here, tmp_path, batch_size=2))
     remote = FakeModel(lambda t: -2.0 + t / 10)
-    job = EvaluateJob(remote.info, str(tmp_path), batch_size=2)
+    job = EvaluateJob(remote.setup, str(tmp_path), batch_size=2)
     pieces = [run_piece(remote, p) for c in item_chunks(items, 2) for p in job.decode(c)]
     asm = Assembler(job)
     records = [r for p in reversed(pieces) for r in asm.add(p) or []]

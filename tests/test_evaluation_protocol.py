@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from helpers.http_server import FileServer
-from helpers.media_synth import Clip, cached_clip
 
 from sparsesync_cli import clock
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, check_window, window_at
-from sparsesync_cli.errors import DownloadError, UsageError
+from sparsesync_cli.checkpoints.download import ensure_files
+from sparsesync_cli.checkpoints.registry import get_entry
+from sparsesync_cli.checkpoints.verified import cache_dir, not_cached_error
+from sparsesync_cli.errors import DownloadError, NoNetworkError, UsageError
 from sparsesync_cli.evaluation import named
 from sparsesync_cli.evaluation.named import NamedProtocol, RemoteFile, fetch_named_protocol
 from sparsesync_cli.evaluation.protocol import (
@@ -23,6 +25,7 @@ from sparsesync_cli.evaluation.protocol import (
     write_protocol,
 )
 from sparsesync_cli.media.decode import MediaReader
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 # ---------------------------------------------------------------- the CSV format
 
@@ -262,6 +265,66 @@ def test_offline_without_cache_and_unknown_names_are_one_line(server, monkeypatc
         fetch_named_protocol("vggsound-sparse")
     with pytest.raises(UsageError, match="lrs3-3cls"):
         fetch_named_protocol("lrs4")
+
+
+def test_protocol_files_come_by_the_checkpoints_own_download_path(server, tmp_path, monkeypatch):
+    """One download path: nothing but the files and their records is left (no .lock), and offline
+    a protocol file fails with the same error, worded by the same function, as a checkpoint."""
+    served = _serve(server, tmp_path, "offsets.csv", OFFSETS)
+    proto = NamedProtocol("mini", "t", {"offsets": served}, named.build_from_offsets, classes=21, items=3)
+    fetch_named_protocol(proto)
+    folder = tmp_path / "cache" / "protocols" / "mini"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "mini.csv",
+        "offsets.csv",
+        "offsets.csv.verified.json",
+    ]
+
+    registry = tmp_path / "registry.toml"
+    registry.write_text(
+        'schema = 1\n[models.tiny]\nid = "tiny-0"\nfamily = "sparsesync"\nclasses = 21\n'
+        f'max_offset_sec = 2.0\n[models.tiny.checkpoint]\nurl = "{server.url}/sync/tiny.pt"\n'
+        f'sha256 = "{"0" * 64}"\n[models.tiny.config]\nurl = "{server.url}/sync/cfg-tiny.yaml"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("AVSYNC_REGISTRY", str(registry))
+    monkeypatch.setenv("AVSYNC_OFFLINE", "1")
+    requests = len(server.requests)
+    other = NamedProtocol("mini2", "t", {"offsets": served}, named.build_from_offsets, classes=21, items=3)
+    with pytest.raises(NoNetworkError) as for_protocol:
+        fetch_named_protocol(other)
+    with pytest.raises(NoNetworkError) as for_checkpoint:
+        ensure_files(get_entry("tiny"))
+    where, reason = str(cache_dir()), "AVSYNC_OFFLINE"
+    assert str(for_protocol.value) == str(
+        not_cached_error("protocol mini2", "offsets.csv", where, "avsync evaluate mini2", reason)
+    )
+    checkpoint_line = not_cached_error("tiny", "cfg-tiny.yaml", where, "avsync download tiny", reason)
+    assert str(checkpoint_line) in str(for_checkpoint.value)
+    assert len(server.requests) == requests and not (tmp_path / "cache" / "protocols" / "mini2").exists()
+
+
+def test_a_full_disk_while_fetching_a_protocol_is_the_checkpoints_one_line(server, tmp_path):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full (Linux)")
+    proto = NamedProtocol(
+        "full",
+        "t",
+        {"offsets": _serve(server, tmp_path, "offsets.csv", OFFSETS)},
+        named.build_from_offsets,
+        21,
+        3,
+    )
+    folder = tmp_path / "cache" / "protocols" / "full"
+    folder.mkdir(parents=True)
+    (folder / "offsets.csv.incomplete").symlink_to("/dev/full")  # every write fails with ENOSPC
+    with pytest.raises(DownloadError) as info:
+        fetch_named_protocol(proto)
+    assert str(info.value) == (
+        f"{folder / 'offsets.csv.incomplete'}: no space left on the device (or over quota)"
+        " while writing the download"
+    )
+    assert not list(folder.glob("*.lock"))
 
 
 def test_the_named_table_pins_one_commit_and_hashes():

@@ -13,7 +13,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
@@ -24,6 +23,7 @@ from sparsesync_cli.evaluation.metrics import target_class
 from sparsesync_cli.evaluation.protocol import ProtocolItem, read_protocol, write_protocol
 from sparsesync_cli.evaluation.run import evaluate_items, read_item_jsonl
 from sparsesync_cli.sync_model import ModelSetup
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 EVENT_SEC = 3.0  # the synthetic clips flash and click together here: they are in sync
@@ -35,17 +35,17 @@ class OffsetReadingModel:
     probability 0.7 on ``rule(true class)`` and 0.015 on each other class."""
 
     def __init__(self, rule=lambda k: k, name: str = "fake") -> None:
-        self.info = ModelSetup(name, "sparsesync", None, GRID, SPARSESYNC_GEOMETRY, "cpu", "fp32")
+        self.setup = ModelSetup(name, "sparsesync", None, GRID, SPARSESYNC_GEOMETRY, "cpu", "fp32")
         self.rule = rule
         self.calls = 0
 
     @property
     def grid(self):
-        return self.info.grid
+        return self.setup.grid
 
     @property
     def geometry(self):
-        return self.info.geometry
+        return self.setup.geometry
 
     def logits(self, frames, audio) -> torch.Tensor:
         frames, audio = np.asarray(frames), np.asarray(audio)
@@ -109,8 +109,8 @@ def fake(monkeypatch):
     model = OffsetReadingModel(late_at_one_second)
 
     def load(*args, checkpoint=None, **kwargs):  # a fresh model each time, from the file given
-        model.info = replace(
-            model.info, checkpoint=None if checkpoint is None else str(checkpoint), calibration=None
+        model.setup = replace(
+            model.setup, checkpoint=None if checkpoint is None else str(checkpoint), calibration=None
         )
         model.loads += 1
         return model
@@ -227,6 +227,7 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.splitlines()[0])
     assert res["model"]["calibration"] == {"file": str(cal), "temperature": d["temperature"], "model": "fake"}
+    fake.setup = replace(fake.setup, calibration=None)  # load_model gives a fresh model each time
     plain = json.loads(runner.invoke(app, ["predict", str(clip), "--json"]).stdout.splitlines()[0])
     assert "calibration" not in plain["model"]
     assert res["windows"][0]["confidence"] > plain["windows"][0]["confidence"]  # sharpened

@@ -7,11 +7,11 @@ import pytest
 
 from sparsesync_cli.analysis.fix_decision import decide_fix, plan_fix
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
-from sparsesync_cli.analysis.results import ModelInfo, SyncResult
+from sparsesync_cli.analysis.results import ModelRecord, SyncResult
 from sparsesync_cli.media.remux import fix_offset
 from sparsesync_cli.sync_model import load_model
 
-MODEL = ModelInfo("m", "sparsesync")
+MODEL = ModelRecord("m", "sparsesync")
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 
 

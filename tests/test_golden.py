@@ -63,6 +63,6 @@ def test_synchformer_golden_cases_from_the_media_file(synchformer_model, shared_
 
 
 def test_the_model_knows_its_family_and_window(sparsesync_model, synchformer_model):
-    assert sparsesync_model.info.family == "sparsesync" and sparsesync_model.geometry.used_frames == (0, 125)
-    assert synchformer_model.info.family == "synchformer"
+    assert sparsesync_model.setup.family == "sparsesync" and sparsesync_model.geometry.used_frames == (0, 125)
+    assert synchformer_model.setup.family == "synchformer"
     assert synchformer_model.geometry.used_frames == (2, 122)  # Synchformer sees 4.8 s of each 5 s

@@ -9,12 +9,12 @@ import resource
 import pytest
 import torch
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 
 from sparsesync_cli.analysis.predict import iter_predictions
 from sparsesync_cli.evaluation.protocol import ProtocolItem
 from sparsesync_cli.evaluation.run import evaluate_items
 from sparsesync_cli.heap import heap_reuse, heap_reuse_available
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 pytestmark = pytest.mark.skipif(not heap_reuse_available(), reason="needs glibc")
 

@@ -14,14 +14,14 @@ from helpers.report_examples import example_batch, failed, result
 from sparsesync_cli import __version__
 from sparsesync_cli.clock import CLOCK, SIGN
 from sparsesync_cli.errors import AvsyncError
-from sparsesync_cli.report.html import (
+from sparsesync_cli.output.html import (
     IN_SYNC_SEC,
     render_html_report,
     status,
     summary_counts,
     write_html_report,
 )
-from sparsesync_cli.report.records import read_jsonl
+from sparsesync_cli.output.records import read_jsonl
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 WHEN = dt.datetime(2024, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)

@@ -1,6 +1,6 @@
 """The decoder puts every picture and every sample where the file's clock says.
 
-Synthetic clips (tests/helpers/media_synth.py) carry a white flash frame and a click at known times in
+Synthetic clips (sparsesync_cli/testmedia/synth.py) carry a white flash frame and a click at known times in
 each container and codec; the decoded 25 fps / 16 kHz streams must show them within half a frame
 and 1 ms. The real clips in ../shared/media must reproduce the paper's pipeline exactly.
 """
@@ -18,7 +18,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers.media_synth import CLICK_AMPLITUDE, Clip, cached_clip, file_events, make_still_tail, measure
 
 from sparsesync_cli.errors import MediaError
 from sparsesync_cli.features.common import center_crop
@@ -26,6 +25,14 @@ from sparsesync_cli.media import audio as audio_mod
 from sparsesync_cli.media import video as video_mod
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.probe import check_audio_format, check_geometry, probe
+from sparsesync_cli.testmedia.synth import (
+    CLICK_AMPLITUDE,
+    Clip,
+    cached_clip,
+    file_events,
+    make_still_tail,
+    measure,
+)
 
 HALF_FRAME_SEC = 0.5 / 25
 CLICK_TOLERANCE_SEC = 0.001

@@ -15,7 +15,6 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from helpers.media_synth import Clip, cached_clip, measure
 
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media import ffmpeg as ffmpeg_mod
@@ -23,6 +22,7 @@ from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.ffmpeg import find_ffmpeg, last_meaningful_line, run_ffmpeg
 from sparsesync_cli.media.probe import probe
 from sparsesync_cli.media.remux import fix_offset
+from sparsesync_cli.testmedia.synth import Clip, cached_clip, measure
 
 CLICK_TOLERANCE_SEC = 0.001
 # Matroska/WebM store milliseconds, so each file pins its audio to +-0.5 ms, and FFmpeg rounds

@@ -9,7 +9,6 @@ import pytest
 import torch
 from helpers.http_server import FileServer
 from helpers.hub_cache import make_hub_cache
-from helpers.media_synth import Clip, make_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.checkpoints import loading as checkpoint_mod
@@ -18,6 +17,7 @@ from sparsesync_cli.checkpoints.download import model_cache_dir
 from sparsesync_cli.checkpoints.registry import get_entry
 from sparsesync_cli.cli import app
 from sparsesync_cli.sync_model import load_model
+from sparsesync_cli.testmedia.synth import Clip, make_clip
 
 CKPT_PATH = "/sync/sync_models/tiny-0/tiny_sparsesync.pt"
 CFG_PATH = "/sync/sync_models/tiny-0/cfg-tiny_sparsesync.yaml"
@@ -83,7 +83,7 @@ def test_first_use_downloads_then_later_loads_read_safetensors(served, monkeypat
     srv.close()  # no network from now on
     monkeypatch.setattr(checkpoint_mod, "load_checkpoint", _no_pickle)
     second = load_model("tiny", device="cpu")
-    assert second.info.name == "tiny" and second.grid == first.grid
+    assert second.setup.name == "tiny" and second.grid == first.grid
     for (k, a), (_, b) in zip(first.net.state_dict().items(), second.net.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
 
@@ -115,7 +115,7 @@ def test_download_then_models_shows_it_cached_and_offline_works(served, monkeypa
     assert rows["tiny"]["cached"] and not rows["sparsesync-audioset"]["cached"]
     monkeypatch.setenv("AVSYNC_OFFLINE", "1")
     served[0].close()
-    assert load_model("tiny", device="cpu").info.family == "sparsesync"
+    assert load_model("tiny", device="cpu").setup.family == "sparsesync"
 
 
 @pytest.fixture
@@ -146,9 +146,9 @@ sha256 = "{digest}"
 
 def test_a_hub_state_dict_loads_offline_through_the_hf_cache(tiny_hub, monkeypatch):
     model = load_model("tiny-sf", device="cpu")
-    assert model.info.family == "synchformer" and model.geometry.used_frames == (2, 122)
+    assert model.setup.family == "synchformer" and model.geometry.used_frames == (2, 122)
     monkeypatch.setattr(checkpoint_mod, "load_checkpoint", _no_pickle)
-    assert load_model("tiny-sf", device="cpu").info.family == "synchformer"  # from safetensors now
+    assert load_model("tiny-sf", device="cpu").setup.family == "synchformer"  # from safetensors now
 
 
 def test_predict_batch_and_fix_with_a_synchformer_registry_model(tiny_hub, tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 
 from sparsesync_cli.analysis.predict import (
     PredictOptions,
@@ -13,6 +12,7 @@ from sparsesync_cli.analysis.predict import (
     predict_file,
 )
 from sparsesync_cli.errors import MediaError
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,10 @@ import socket
 from pathlib import Path
 
 import pytest
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli.cli import app
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'sparsesync-cli[ray]'")
 pytest.importorskip("moto.server")
@@ -177,7 +177,7 @@ def test_an_actor_killed_mid_run_loses_no_file_and_repeats_none(ray_runtime, lib
     spec = ModelSpec(
         checkpoint=str(d / "tiny_sparsesync.pt"), config=str(d / "cfg-tiny_sparsesync.yaml"), threads=1
     )
-    setup = spec.load().info
+    setup = spec.load().setup
     sources = collect_sources([str(library)], recursive=True)
     killed: list[int] = []
     results = []

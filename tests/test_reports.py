@@ -9,19 +9,19 @@ import os
 import pytest
 
 from sparsesync_cli.analysis.aggregate import aggregate
-from sparsesync_cli.analysis.results import ModelInfo, SyncResult, WindowResult
+from sparsesync_cli.analysis.results import ModelRecord, SyncResult, WindowResult
 from sparsesync_cli.errors import MediaError, UsageError
-from sparsesync_cli.report.records import (
+from sparsesync_cli.output.records import (
     CSV_FIELDS,
-    CsvReport,
-    JsonlReport,
+    CsvWriter,
+    JsonlWriter,
     done_keys,
     file_key,
     latest_results,
     read_jsonl,
 )
 
-MODEL = ModelInfo("synchformer-audioset", "synchformer")
+MODEL = ModelRecord("synchformer-audioset", "synchformer")
 GRID = [round(-2 + 0.2 * i, 1) for i in range(21)]
 
 
@@ -49,7 +49,7 @@ def videos(tmp_path):
 
 def test_jsonl_appends_one_line_per_file(tmp_path, videos):
     report = tmp_path / "out.jsonl"
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[0]))
         r.append(failed_result(videos[1]))
     lines = report.read_text().splitlines()
@@ -58,7 +58,7 @@ def test_jsonl_appends_one_line_per_file(tmp_path, videos):
     records = read_jsonl(report)
     assert [x["ok"] for x in records] == [True, False]
     # Each line is durable as soon as append returns: another reader sees it mid-batch.
-    r = JsonlReport(report)
+    r = JsonlWriter(report)
     r.append(ok_result(videos[2]))
     assert len(read_jsonl(report)) == 3
     r.close()
@@ -66,14 +66,14 @@ def test_jsonl_appends_one_line_per_file(tmp_path, videos):
 
 def test_a_crash_mid_line_keeps_earlier_lines_and_is_repaired_on_resume(tmp_path, videos):
     report = tmp_path / "out.jsonl"
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[0]))
         r.append(ok_result(videos[1]))
     whole = report.read_bytes()
     partial = json.dumps(ok_result(videos[2]).to_dict()).encode()[:57]
     report.write_bytes(whole + partial)  # what a kill during the third write leaves
     assert [x["path"] for x in read_jsonl(report)] == [str(videos[0]), str(videos[1])]
-    with JsonlReport(report) as r:  # resuming cuts the partial line off, then appends
+    with JsonlWriter(report) as r:  # resuming cuts the partial line off, then appends
         r.append(ok_result(videos[2]))
     assert report.read_bytes().startswith(whole)
     assert [x["path"] for x in read_jsonl(report)] == [str(v) for v in videos]
@@ -83,7 +83,7 @@ def test_a_last_record_without_its_newline_is_kept(tmp_path, videos):
     report = tmp_path / "out.jsonl"
     report.write_text(json.dumps(ok_result(videos[0]).to_dict()))
     assert len(read_jsonl(report)) == 1
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[1]))
     assert len(read_jsonl(report)) == 2 and len(report.read_text().splitlines()) == 2
 
@@ -92,7 +92,7 @@ def test_a_file_that_is_not_a_report_is_refused_and_left_alone(tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("shopping list\neggs")
     with pytest.raises(UsageError, match=r"line 1 is not an avsync\.result/1 record"):
-        JsonlReport(other)
+        JsonlWriter(other)
     assert other.read_text() == "shopping list\neggs"
     with pytest.raises(UsageError) as e:
         read_jsonl(other)
@@ -105,7 +105,7 @@ def test_a_file_that_is_not_a_report_is_refused_and_left_alone(tmp_path):
 
 def test_resume_skips_done_files_and_retries_failed_ones(tmp_path, videos, monkeypatch):
     report = tmp_path / "out.jsonl"
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[0]))
         r.append(failed_result(videos[1]))
     done = done_keys(report)
@@ -120,11 +120,11 @@ def test_resume_skips_done_files_and_retries_failed_ones(tmp_path, videos, monke
 
 def test_resume_checks_the_file_again_when_it_changed(tmp_path, videos):
     report = tmp_path / "out.jsonl"
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[0]))
     videos[0].write_bytes(b"re-encoded")  # size changes
     assert file_key(videos[0]) not in done_keys(report)
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[1]))
     st = videos[1].stat()
     os.utime(videos[1], (st.st_atime, st.st_mtime + 10))  # touched: mtime changes
@@ -133,7 +133,7 @@ def test_resume_checks_the_file_again_when_it_changed(tmp_path, videos):
 
 def test_resume_with_a_truncated_last_line(tmp_path, videos):
     report = tmp_path / "out.jsonl"
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[0]))
     with open(report, "ab") as f:
         f.write(json.dumps(ok_result(videos[1]).to_dict()).encode()[:100])
@@ -143,7 +143,7 @@ def test_resume_with_a_truncated_last_line(tmp_path, videos):
 
 def test_resume_per_model_and_missing_report(tmp_path, videos):
     report = tmp_path / "out.jsonl"
-    with JsonlReport(report) as r:
+    with JsonlWriter(report) as r:
         r.append(ok_result(videos[0]))
     assert file_key(videos[0]) in done_keys(report, model=MODEL.name)
     assert done_keys(report, model="sparsesync-lrs3-3") == set()
@@ -160,7 +160,7 @@ def test_latest_results_keeps_the_last_attempt_per_file(videos):
 
 def test_csv_columns_and_values(tmp_path, videos):
     out = tmp_path / "out.csv"
-    with CsvReport(out) as c:
+    with CsvWriter(out) as c:
         c.add(ok_result(videos[0], offset_class=20))
         c.add(failed_result(videos[1]).to_dict())
     with open(out, newline="") as f:
@@ -182,7 +182,7 @@ def test_csv_columns_and_values(tmp_path, videos):
 def test_csv_is_written_even_when_the_batch_is_interrupted(tmp_path, videos):
     out = tmp_path / "out.csv"
     out.write_text("old report\n")
-    with pytest.raises(KeyboardInterrupt), CsvReport(out) as c:
+    with pytest.raises(KeyboardInterrupt), CsvWriter(out) as c:
         c.add(ok_result(videos[0]))
         raise KeyboardInterrupt
     rows = list(csv.DictReader(out.open(newline="")))
@@ -193,12 +193,12 @@ def test_csv_path_with_quotes_and_commas(tmp_path):
     odd = tmp_path / 'a, "b".mp4'
     odd.write_bytes(b"x")
     out = tmp_path / "out.csv"
-    with CsvReport(out) as c:
+    with CsvWriter(out) as c:
         c.add(failed_result(odd))
     assert next(csv.DictReader(out.open(newline="")))["path"] == str(odd)
 
 
 def test_csv_into_a_missing_folder_is_a_usage_error(tmp_path):
-    c = CsvReport(tmp_path / "nope" / "out.csv")
+    c = CsvWriter(tmp_path / "nope" / "out.csv")
     with pytest.raises(UsageError, match="cannot write the report"):
         c.close()

@@ -10,11 +10,11 @@ import pytest
 
 from sparsesync_cli import clock
 from sparsesync_cli.analysis.aggregate import aggregate
-from sparsesync_cli.analysis.results import SCHEMA, ModelInfo, SyncResult, WindowResult
+from sparsesync_cli.analysis.results import SCHEMA, ModelRecord, SyncResult, WindowResult
 from sparsesync_cli.errors import MediaError
 
 GRID = np.linspace(-2, 2, 21, dtype=np.float32)  # as the reference makes it
-MODEL = ModelInfo("sparsesync-vggsound-21", "sparsesync", "/cache/22-09-21T21-00-52.pt")
+MODEL = ModelRecord("sparsesync-vggsound-21", "sparsesync", "/cache/22-09-21T21-00-52.pt")
 KEYS = [
     "schema", "path", "ok", "error", "model", "offset_sec", "offset_words", "offset_class",
     "at_range_edge", "confidence", "agreement", "drift_sec_per_min", "grid", "range_sec",
@@ -137,7 +137,7 @@ def test_window_from_logits_rejects_bad_logits():
 
 def test_model_family_is_checked():
     with pytest.raises(ValueError, match="family"):
-        ModelInfo("x", "syncnet")
+        ModelRecord("x", "syncnet")
 
 
 def test_the_combined_posterior_and_the_trend_are_stored(tmp_path):

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
@@ -14,6 +13,7 @@ from sparsesync_cli.analysis.desync import score_file, score_files, summarize
 from sparsesync_cli.cli import app
 from sparsesync_cli.errors import UsageError
 from sparsesync_cli.sync_model import load_model
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 from helpers.report_examples import GRID3, SYNCHFORMER, failed, result
 
 from sparsesync_cli.errors import AvsyncError, UsageError
-from sparsesync_cli.report.svg import VIRIDIS
-from sparsesync_cli.report.syncmap import (
+from sparsesync_cli.output.svg import VIRIDIS
+from sparsesync_cli.output.syncmap import (
     LOW_CONFIDENCE,
     MAX_COLUMNS,
     has_sync_map,

@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 from helpers.fake_model import FakeModel
-from helpers.media_synth import Clip, cached_clip
 
 from sparsesync_cli.analysis.predict import PredictOptions, _read_window, iter_predictions, predict_file
 from sparsesync_cli.analysis.results import SyncResult
 from sparsesync_cli.analysis.sampling import SamplingOptions, visit_order
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, plan_windows
 from sparsesync_cli.media.decode import MediaReader
-from sparsesync_cli.report.syncmap import sync_map_svg
+from sparsesync_cli.output.syncmap import sync_map_svg
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 AUTO = PredictOptions(sampling=SamplingOptions(mode="auto"))
 SHARED_CLIPS = ("lrs3_C8zY0oAdQrs_00018_25fps_256side_16k.mp4", "vggsound_3qesirWAGt4_25fps_256side_16k.mp4")

@@ -5,6 +5,6 @@ turn per-window posteriors into an offset, confidence and drift/jump; ``results`
 form (``avsync.result``); ``desync`` scores against reference offsets; ``fix_decision`` decides
 whether and how far to shift (``media.remux`` applies it).
 
-May import: ``clock``, ``errors``, ``media``, ``features`` and ``sync_model``. Never ``report``
-or ``cli``.
+May import: ``clock``, ``errors``, ``families``, ``geometry``, ``media``, ``features`` and
+``sync_model``. Never ``output`` or ``cli``.
 """

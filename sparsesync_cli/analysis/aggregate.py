@@ -59,7 +59,9 @@ class Aggregate:
         return asdict(self)
 
 
-def aggregate(probs: np.ndarray, grid: Sequence[float], window_starts_sec: Sequence[float]) -> Aggregate:
+def aggregate(
+    probs: np.ndarray, grid: Sequence[float], window_starts_sec: Sequence[float] | np.ndarray
+) -> Aggregate:
     """Combine per-window probabilities ``(W, C)`` on ``grid`` (seconds) into one file verdict."""
     p = np.asarray(probs, dtype=np.float64)
     g = np.asarray(grid, dtype=np.float64)

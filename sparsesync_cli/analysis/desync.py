@@ -155,7 +155,9 @@ def _abs_offsets(logits: np.ndarray, grid: Sequence[float]) -> np.ndarray:
 
 
 def desync_av_benchmark(
-    first_logits: Sequence[float], last_logits: Sequence[float], grid: Sequence[float]
+    first_logits: Sequence[float] | np.ndarray,
+    last_logits: Sequence[float] | np.ndarray,
+    grid: Sequence[float],
 ) -> float:
     """One file's DeSync as av-benchmark scores it: mean ``|offset|`` of its first and last window."""
     return float(_abs_offsets(np.stack([first_logits, last_logits]), grid).mean())
@@ -212,14 +214,14 @@ def score_file(
     from ..media.decode import MediaReader
     from .predict import analyse_windows, run_windows
 
-    check_family(model.info.family)
+    check_family(model.setup.family)
     path = os.fspath(path)
+    sampling = sampling or SamplingOptions()
     with MediaReader(path, short_side=AV_BENCHMARK_SHORT_SIDE) as reader:
         ends, whole = plan_score(reader, model.geometry, clip_sec, whole_file, path)
         end_results = run_windows(reader, ends, model, batch_size=batch_size, path=path)
         read = None
         if whole:
-            sampling = sampling or SamplingOptions()
             read = analyse_windows(reader, whole, model, sampling, batch_size=batch_size, path=path)
     result = combine_score(path, end_results, read.results if read else None, model.grid)
     if read is None:

@@ -25,8 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..sync_model import SyncModel
-    from .results import ModelInfo as ResultModel
-    from .results import Sampling, SyncResult, WindowResult
+    from .results import ModelRecord, Sampling, SyncResult, WindowResult
     from .sampling import Sampled
     from .windows import Window
 
@@ -158,7 +157,7 @@ def _prefetch(it: Iterator, depth: int) -> Iterator:
 def calibrated_logits(model: SyncModel, frames: np.ndarray, audio: np.ndarray) -> torch.Tensor:
     """The model's logits for a batch, divided by its fitted temperature when it has one."""
     logits = model.logits(frames, audio)
-    calibration = getattr(model.info, "calibration", None)
+    calibration = getattr(model.setup, "calibration", None)
     if calibration is not None:  # a fitted temperature (avsync evaluate --fit-calibration)
         logits = logits / calibration["temperature"]
     return logits
@@ -319,6 +318,7 @@ def predict_file(
     when the file cannot be checked; :func:`iter_predictions` turns that into a failed result.
     """
     from ..media.decode import MediaReader
+    from .results import ModelRecord
 
     options = options or PredictOptions()
     path = os.fspath(path)
@@ -331,7 +331,7 @@ def predict_file(
         )  # fmt: skip
         duration = reader.info.duration_sec
     return combine_windows(
-        path, model.info.result_model(), model.grid, read.results, duration, time.perf_counter() - t0,
+        path, ModelRecord.of(model.setup), model.grid, read.results, duration, time.perf_counter() - t0,
         sampling=read_summary(read, options.sampling.mode),
     )  # fmt: skip
 
@@ -352,7 +352,7 @@ def read_summary(read: WindowsRead, mode: str) -> Sampling:
 
 def combine_windows(
     path: str,
-    result_model: ResultModel,
+    result_model: ModelRecord,
     grid: Sequence[float],
     windows: Sequence[WindowResult],
     duration_sec: float | None,
@@ -395,7 +395,7 @@ def iter_predictions(
     (the CLI prints the traceback of unexpected ones with --debug).
     """
     from ..heap import heap_reuse
-    from .results import SyncResult
+    from .results import ModelRecord, SyncResult
 
     # One heap for the whole batch: each file's windows reuse the pages the previous file's
     # windows mapped, instead of every file faulting its ~2 GB in again (see heap.py).
@@ -409,7 +409,7 @@ def iter_predictions(
                 err = unexpected(e, p)
                 if on_error:
                     on_error(p, err)
-                result = SyncResult.failed(p, err, model=model.info.result_model(), grid=model.grid)
+                result = SyncResult.failed(p, err, model=ModelRecord.of(model.setup), grid=model.grid)
             yield result
 
 

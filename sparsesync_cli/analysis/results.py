@@ -43,7 +43,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from ..errors import AvsyncError
 from ..families import get_family
 from .aggregate import Aggregate, describe, window_verdict
 from .trend import Jump, Trend
+
+if TYPE_CHECKING:
+    from ..sync_model import ModelSetup
 
 SCHEMA = "avsync.result/1.1"  # what this version writes
 SCHEMA_MAJOR = "avsync.result/1"  # the family of records readers understand (named in errors)
@@ -69,8 +72,8 @@ def _sig(x: float) -> float | None:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """Which model produced a result."""
+class ModelRecord:
+    """Which model produced a result: the ``model`` part of its record."""
 
     name: str
     family: str  # a name in sparsesync_cli.families
@@ -81,14 +84,22 @@ class ModelInfo:
         get_family(self.family)  # ValueError naming the known families
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
+        d: dict[str, Any] = {"name": self.name, "family": self.family, "checkpoint": self.checkpoint}
         if self.calibration is not None:
             d["calibration"] = self.calibration
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelInfo:
+    def from_dict(cls, d: dict[str, Any]) -> ModelRecord:
         return cls(d["name"], d["family"], d.get("checkpoint"), d.get("calibration"))
+
+    @classmethod
+    def of(cls, setup: ModelSetup) -> ModelRecord:
+        """The record of a loaded model (its :class:`~sparsesync_cli.sync_model.ModelSetup`)."""
+        return cls(setup.name, setup.family, setup.checkpoint, setup.calibration)
+
+
+ModelInfo = ModelRecord  # deprecated name (before 0.3): the result's model record is ModelRecord
 
 
 @dataclass(frozen=True)
@@ -193,7 +204,7 @@ class SyncResult:
     path: str
     ok: bool
     error: str | None
-    model: ModelInfo
+    model: ModelRecord
     offset_sec: float | None
     offset_words: str | None
     offset_class: int | None
@@ -241,7 +252,7 @@ class SyncResult:
         cls,
         path: str | os.PathLike,
         *,
-        model: ModelInfo,
+        model: ModelRecord,
         grid: Sequence[float],
         windows: Sequence[WindowResult],
         aggregate: Aggregate,
@@ -287,7 +298,7 @@ class SyncResult:
         path: str | os.PathLike,
         error: str | BaseException,
         *,
-        model: ModelInfo,
+        model: ModelRecord,
         grid: Sequence[float] = (),
         elapsed_sec: float | None = None,
     ) -> SyncResult:
@@ -381,13 +392,14 @@ class SyncResult:
         """Read an ``avsync.result/1.1`` or ``/1`` object back (``ValueError`` for another schema)."""
         if d.get("schema") not in READABLE_SCHEMAS:
             raise ValueError(f"not an {SCHEMA_MAJOR} object (schema {d.get('schema')!r})")
-        trend = d.get("trend")
-        line, jump = (trend["line"], trend["jump"]) if trend else (None, None)
+        trend: dict[str, Any] | None = d.get("trend") or None
+        line, jump = (trend["line"], trend["jump"]) if trend is not None else (None, None)
+        drift = trend is not None and trend["kind"] == "drift"
         return cls(
             path=d["path"],
             ok=d["ok"],
             error=d["error"],
-            model=ModelInfo.from_dict(d["model"]),
+            model=ModelRecord.from_dict(d["model"]),
             offset_sec=d["offset_sec"],
             offset_words=d["offset_words"],
             offset_class=d["offset_class"],
@@ -403,6 +415,6 @@ class SyncResult:
             elapsed_sec=d["elapsed_sec"],
             sampling=Sampling.from_dict(d),
             posterior=tuple(d.get("posterior") or ()),
-            trend=None if line is None else Trend(significant=trend["kind"] == "drift", **line),
+            trend=None if line is None else Trend(significant=drift, **line),
             jump=None if jump is None else Jump(**jump),
         )

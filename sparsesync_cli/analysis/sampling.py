@@ -49,7 +49,7 @@ verdict **undecided** (never a guess presented as decided).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,7 +151,7 @@ class Judgement:
 
 
 def judge(
-    probs: dict[int, Sequence[float]],
+    probs: Mapping[int, Sequence[float]],
     times: Sequence[float],
     grid: Sequence[float],
     options: SamplingOptions,
@@ -193,8 +193,8 @@ def judge(
             groups.append([i])
     for grp in groups:
         if len(grp) >= DISSENT_RUN:
-            why = f"windows {grp[0] + 1}..{grp[-1] + 1} name another offset"
-            return Judgement(False, "change", why, agg=agg)
+            detail = f"windows {grp[0] + 1}..{grp[-1] + 1} name another offset"
+            return Judgement(False, "change", detail, agg=agg)
     # A group is cleared when no segment long enough for the full run to call a change
     # (SEGMENT_MIN_WINDOWS and SEGMENT_MIN_SHARE of the windows) fits between its read neighbours;
     # otherwise read halfway towards them (bisection: a few windows per outlier).
@@ -227,7 +227,7 @@ def judge(
 
     span = max(1e-9, times[-1] - times[0]) if n_total > 1 else 1.0
     covered = (t[-1] - t[0]) / span if n_total > 1 else 1.0
-    why = []
+    why: list[str] = []
     if agg.agreement < MIN_AGREEMENT:
         why.append(f"agreement {agg.agreement:.2f} < {MIN_AGREEMENT:g}")
     if len(idx) < min(options.min_windows, n_total - len(skipped)):
@@ -329,7 +329,7 @@ def _settled_below(loglik: np.ndarray, g: np.ndarray, k: int, tol: float, level:
 def sample_windows(
     times: Sequence[float],
     grid: Sequence[float],
-    evaluate: Callable[[list[int]], dict[int, Sequence[float]]],
+    evaluate: Callable[[list[int]], Mapping[int, Sequence[float]]],
     options: SamplingOptions,
     *,
     batch_size: int = 1,

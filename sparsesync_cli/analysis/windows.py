@@ -1,11 +1,12 @@
 """Where the model looks: planning 5 s windows over a file (pure arithmetic, no I/O).
 
-A :class:`Window` is a position on the two sample grids of the clock (25 fps frames, 16 kHz
-samples, file time 0 = index 0). A :class:`WindowGeometry` says how much the model reads per
-window and which part of it the model actually USES: SparseSync uses all 125 frames and 80,000
-samples; Synchformer cuts 14 overlapping segments out of the middle, frames ``[2, 122)`` and
-samples ``[1280, 78080)`` (4.8 s). Every rule below is about the used part, because that is the
-only part that can influence a prediction:
+A :class:`~sparsesync_cli.geometry.Window` is a position on the two sample grids of the clock
+(25 fps frames, 16 kHz samples, file time 0 = index 0). A
+:class:`~sparsesync_cli.geometry.WindowGeometry` (each family's is in the family table) says how
+much the model reads per window and which part of it the model actually USES: SparseSync uses
+all 125 frames and 80,000 samples; Synchformer cuts 14 overlapping segments out of the middle,
+frames ``[2, 122)`` and samples ``[1280, 78080)`` (4.8 s). Every rule below is about the used
+part, because that is the only part that can influence a prediction:
 
 - the used part of a planned window lies inside both streams (video, and audio shifted by
   ``shift_sec``) and inside the requested range; the unused margins may stick out of the streams
@@ -24,89 +25,37 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TypeVar
 
 from .. import clock
 from ..errors import MediaError, UsageError
+from ..families import SPARSESYNC, SYNCHFORMER, get_family
+from ..geometry import SAMPLES_PER_FRAME, Span, Window, WindowGeometry
 
-SAMPLES_PER_FRAME = clock.SAMPLE_RATE // clock.VIDEO_FPS  # 640 audio samples per video frame
+__all__ = [
+    "END_WINDOW_MIN_SEC",
+    "SAMPLES_PER_FRAME",
+    "SPARSESYNC_GEOMETRY",
+    "SYNCHFORMER_GEOMETRY",
+    "Span",
+    "Window",
+    "WindowGeometry",
+    "check_window",
+    "clip_range",
+    "plan_windows",
+    "shift_samples",
+    "window_at",
+    "window_starts_sec",
+]
+
 END_WINDOW_MIN_SEC = 1.0  # an uncovered tail at least this long gets one extra end-aligned window
 END_WINDOW_MIN_FRAMES = round(END_WINDOW_MIN_SEC * clock.VIDEO_FPS)
 _GRID_EPS = 1e-6  # seconds*fps within this of an integer count as on the grid (typed decimals)
 
-Span = tuple[int, int]  # [first, end) indices on one grid
-T = TypeVar("T")
 
-
-@dataclass(frozen=True)
-class Window:
-    """One model input: its first video frame and first audio sample (may be negative)."""
-
-    frame_start: int
-    sample_start: int
-
-    @property
-    def start_sec(self) -> float:
-        """File time of the window's first frame."""
-        return self.frame_start / clock.VIDEO_FPS
-
-    @property
-    def shift_sec(self) -> float:
-        """How much later in the file the audio is read than the picture (> 0: audio early).
-
-        Rounded to 1 µs: the audio grid resolves 62.5 µs, so nothing real is lost.
-        """
-        exact = (self.sample_start * clock.VIDEO_FPS - self.frame_start * clock.SAMPLE_RATE) / (
-            clock.SAMPLE_RATE * clock.VIDEO_FPS
-        )
-        return round(exact, 6)
-
-
-@dataclass(frozen=True)
-class WindowGeometry:
-    """How many frames/samples a model reads per window, and which part of them it uses."""
-
-    frames: int = clock.FRAMES_PER_WINDOW
-    samples: int = clock.SAMPLES_PER_WINDOW
-    used_frames: Span = (0, clock.FRAMES_PER_WINDOW)
-    used_samples: Span = (0, clock.SAMPLES_PER_WINDOW)
-
-    def __post_init__(self) -> None:
-        f0, f1 = self.used_frames
-        s0, s1 = self.used_samples
-        if not (0 <= f0 < f1 <= self.frames and 0 <= s0 < s1 <= self.samples):
-            raise ValueError(
-                f"used part {self.used_frames} frames / {self.used_samples} samples is not inside "
-                f"a window of {self.frames} frames / {self.samples} samples"
-            )
-        # Picture and sound the model sees must be the same stretch of time, else every
-        # prediction would carry a built-in offset.
-        if f0 * SAMPLES_PER_FRAME != s0 or f1 * SAMPLES_PER_FRAME != s1:
-            raise ValueError(
-                f"used frames {self.used_frames} and samples {self.used_samples} are not the same time"
-            )
-
-    @property
-    def used_sec(self) -> float:
-        """Length of the used part in seconds (5.0 for SparseSync, 4.8 for Synchformer)."""
-        return (self.used_frames[1] - self.used_frames[0]) / clock.VIDEO_FPS
-
-    def used_video_range(self, w: Window) -> Span:
-        """The frames of ``w`` that can influence the prediction."""
-        return w.frame_start + self.used_frames[0], w.frame_start + self.used_frames[1]
-
-    def used_audio_range(self, w: Window) -> Span:
-        """The samples of ``w`` that can influence the prediction."""
-        return w.sample_start + self.used_samples[0], w.sample_start + self.used_samples[1]
-
-    def used_start_sec(self, w: Window) -> float:
-        """File time of the first frame the model uses in ``w``."""
-        return self.used_video_range(w)[0] / clock.VIDEO_FPS
-
-
-SPARSESYNC_GEOMETRY = WindowGeometry()
-SYNCHFORMER_GEOMETRY = WindowGeometry(used_frames=(2, 122), used_samples=(1280, 78080))
+# The geometry itself lives on the ground floor (the family table needs it without this
+# package); the names stay importable from here.
+SPARSESYNC_GEOMETRY = get_family(SPARSESYNC).geometry
+SYNCHFORMER_GEOMETRY = get_family(SYNCHFORMER).geometry
 
 
 def window_at(start_sec: float, shift_sec: float = 0.0) -> Window:

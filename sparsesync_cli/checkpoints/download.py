@@ -22,32 +22,36 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ..errors import DownloadError, NoNetworkError, first_line
-from .checksum import Digests, forget, hash_file, mismatch, record_path, verify_file, write_record
-from .fetch import DownloadOptions, fetch_to_partial, storage_error
+from .checksum import record_path
+from .fetch import DownloadOptions, storage_error
 from .registry import ModelEntry, Source
+from .verified import (
+    OFFLINE_ENV,
+    ProgressCallback,
+    cache_dir,
+    check_cached,
+    delete_file,
+    ensure_verified_file,
+    mirrored_url,
+    not_cached_error,
+    offline_reason,
+)
 
-CACHE_ENV = "AVSYNC_CACHE_DIR"
-OFFLINE_ENV = "AVSYNC_OFFLINE"
 HF_OFFLINE_ENV = "HF_HUB_OFFLINE"
-MIRROR_ENV = "AVSYNC_MIRROR"
-PARTIAL_SUFFIX = ".incomplete"
-LOCK_SUFFIX = ".lock"
-
-ProgressCallback = Callable[[str, int, "int | None"], None]
 
 __all__ = [
     "DownloadOptions",
     "ModelFiles",
     "ModelStatus",
-    "cache_dir",
+    "cache_dir",  # defined in .verified, kept importable from here
     "ensure_files",
+    "ensure_verified_file",
     "hf_cache_dir",
     "mirrored_url",
     "model_cache_dir",
@@ -70,15 +74,6 @@ class ModelStatus(NamedTuple):
     size_bytes: int | None
 
 
-def cache_dir() -> Path:
-    """``AVSYNC_CACHE_DIR``, else ``$XDG_CACHE_HOME/avsync``, else ``~/.cache/avsync``."""
-    if env := os.environ.get(CACHE_ENV, "").strip():
-        return Path(env).expanduser()
-    if xdg := os.environ.get("XDG_CACHE_HOME", "").strip():
-        return Path(xdg).expanduser() / "avsync"
-    return Path.home() / ".cache" / "avsync"
-
-
 def model_cache_dir(entry: ModelEntry) -> Path:
     """This model's folder in the cache: its downloads, records, and caches derived from them."""
     return cache_dir() / entry.name
@@ -95,19 +90,6 @@ def hf_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def mirrored_url(url: str) -> str:
-    """``url`` as fetched: from ``AVSYNC_MIRROR`` when set, keeping the path after ``/sync/``."""
-    mirror = os.environ.get(MIRROR_ENV, "").strip()
-    if not mirror:
-        return url
-    parts = urlsplit(mirror)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise DownloadError(f"{MIRROR_ENV} must be an http(s) URL, not {mirror!r}")
-    path = urlsplit(url).path
-    key = path.split("/sync/", 1)[1] if "/sync/" in path else path.lstrip("/")
-    return f"{mirror.rstrip('/')}/{key}"
-
-
 def ensure_files(
     entry: ModelEntry,
     *,
@@ -117,11 +99,10 @@ def ensure_files(
 ) -> ModelFiles:
     """The verified local files of ``entry``, downloading whatever is missing.
 
-    A cached file whose checksum record still matches needs no network and no hashing;
-    ``verify=True`` re-hashes cached files anyway. A download goes to ``<file>.incomplete``
-    (resumed after an interruption, also from an earlier run), is checked against every
-    checksum the registry knows, and only then renamed into place; a mismatch deletes it.
-    Concurrent calls (threads or processes) for the same file download it once.
+    URL sources go through :func:`~sparsesync_cli.checkpoints.verified.ensure_verified_file`
+    (the one download path: cached files with a matching record need no network, downloads are
+    resumed, verified and renamed into place, concurrent calls download once); ``verify=True``
+    re-hashes cached files anyway. Hub sources go through the Hugging Face cache, sha256-checked.
     Raises :class:`DownloadError` with one line saying what failed and what to do.
     """
     options = options or DownloadOptions()
@@ -166,36 +147,11 @@ def _ensure_source(
 
 
 def _offline_reason(source: Source) -> str | None:
-    names = [OFFLINE_ENV, HF_OFFLINE_ENV] if source.kind == "hf" else [OFFLINE_ENV]
-    for name in names:
-        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
-            return name
-    return None
+    return offline_reason(OFFLINE_ENV, HF_OFFLINE_ENV) if source.kind == "hf" else offline_reason(OFFLINE_ENV)
 
 
 def _not_cached(entry: ModelEntry, source: Source, where: str, reason: str) -> DownloadError:
-    return NoNetworkError(
-        f"{entry.name}: {source.filename} is not in the cache {where}; run `avsync download {entry.name}`"
-        f" on a machine with internet, or unset {reason}"
-    )
-
-
-def _check_cached(dest: Path, source: Source, record: Path, full: bool) -> str | None:
-    try:
-        return verify_file(dest, source, record, full=full)
-    except OSError as e:
-        return f"cannot read it ({e.strerror or e})"
-
-
-def _delete(path: Path, record: Path) -> bool:
-    """Delete a file that failed its check, and its record; False if that was refused."""
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        forget(record)
-    except OSError:
-        return False
-    return True
+    return not_cached_error(entry.name, source.filename, where, f"avsync download {entry.name}", reason)
 
 
 def _ensure_url(
@@ -205,81 +161,15 @@ def _ensure_url(
     options: DownloadOptions,
     verify: bool,
 ) -> Path:
-    folder = model_cache_dir(entry)
-    dest = folder / source.filename
-    record = record_path(folder, source.filename)
-    # Fast path, without a lock: a read-only shared cache must work offline.
-    problem = _check_cached(dest, source, record, verify) if dest.is_file() else None
-    if dest.is_file() and problem is None:
-        return dest
-    offline = _offline_reason(source)
-    if offline:
-        if problem is None:
-            raise _not_cached(entry, source, str(cache_dir()), offline)
-        deleted = "deleted it" if _delete(dest, record) else "could not delete it"
-        raise DownloadError(
-            f"the cached file does not match ({problem}); {deleted}; run `avsync download {entry.name}`"
-            f" on a machine with internet, or unset {offline}",
-            dest,
-        )
-    from filelock import FileLock
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(dest) + LOCK_SUFFIX)
-        lock.acquire()
-    except OSError as e:
-        raise storage_error(e, folder) from None
-    try:
-        # Another process may have finished (or repaired) the file while we waited for the lock.
-        if dest.is_file():
-            if _check_cached(dest, source, record, verify) is None:
-                return dest
-            if not _delete(dest, record):
-                raise DownloadError("the cached file does not match and cannot be deleted", dest)
-        try:
-            digests = _download_verified(source, dest, progress, options)
-        except OSError as e:  # reading back the download for its checksum
-            raise storage_error(e, dest) from None
-        write_record(record, dest, digests)
-        return dest
-    finally:
-        # No .lock file stays in the cache, after a success or a failure. It is removed while
-        # still held: a peer waiting on the old file notices it was unlinked and takes a new one
-        # (filelock >= 4.3 checks the inode after locking).
-        with contextlib.suppress(OSError):
-            os.unlink(str(dest) + LOCK_SUFFIX)
-        lock.release()
-
-
-def _download_verified(
-    source: Source, dest: Path, progress: ProgressCallback | None, options: DownloadOptions
-) -> Digests:
-    """Download into ``<dest>.incomplete``, check every checksum, then rename into place."""
-    url = mirrored_url(source.url or "")
-    part = dest.with_name(dest.name + PARTIAL_SUFFIX)
-
-    def report(done: int, total: int | None) -> None:
-        if progress:
-            progress(source.filename, done, total)
-
-    resumed = part.is_file() and part.stat().st_size > 0
-    for attempt in (1, 2):
-        fetch_to_partial(url, part, expected_size=source.size, progress=report, options=options)
-        digests = hash_file(part)
-        problem = mismatch(source, digests)
-        if problem is None:
-            try:
-                os.replace(part, dest)
-            except OSError as e:
-                raise storage_error(e, dest) from None
-            return digests
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-        # A resumed download may have joined two versions of the file: fetch it whole once more.
-        if not (resumed and attempt == 1):
-            break
-    raise DownloadError(f"checksum mismatch ({problem}); deleted the download, nothing was cached", url)
+    return ensure_verified_file(
+        source,
+        model_cache_dir(entry),
+        owner=entry.name,
+        fetch_command=f"avsync download {entry.name}",
+        progress=progress,
+        options=options,
+        verify=verify,
+    )
 
 
 def _ensure_hub(entry: ModelEntry, source: Source, progress: ProgressCallback | None, verify: bool) -> Path:
@@ -313,11 +203,13 @@ def _ensure_hub(entry: ModelEntry, source: Source, progress: ProgressCallback | 
         folder.mkdir(parents=True, exist_ok=True)  # for the record; a read-only cache still works
     record = record_path(folder, source.filename)
     # hf_hub_download checks the size at most: the sha256 is ours to check.
-    problem = _check_cached(path, source, record, verify)
+    problem = check_cached(path, source, record, verify)
     if problem is not None:
         # The snapshot entry links to a blob; delete both, but never follow a link out of the cache.
         blob = path.resolve()
-        deleted = hub_cache.resolve() in blob.parents and _delete(blob, record) and _delete(path, record)
+        deleted = (
+            hub_cache.resolve() in blob.parents and delete_file(blob, record) and delete_file(path, record)
+        )
         what = "deleted it from the Hugging Face cache; run again to fetch it" if deleted else "delete it"
         raise DownloadError(f"checksum mismatch ({problem}); {what}", path)
     return path

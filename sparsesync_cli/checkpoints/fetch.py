@@ -73,7 +73,7 @@ def redirect_allowed(from_url: str, to_url: str) -> bool:
 
 
 class _SafeRedirectHandler(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         if not redirect_allowed(req.full_url, newurl):
             fp.close()
             raise DownloadError(

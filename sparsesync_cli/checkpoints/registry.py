@@ -11,18 +11,19 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from .. import families
 from ..errors import ConfigError, UsageError
 
-try:  # Python >= 3.11
+if sys.version_info >= (3, 11):
     import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 REGISTRY_ENV = "AVSYNC_REGISTRY"
@@ -338,6 +339,10 @@ def _parse_source(table: Any, what: str, fail: Any) -> Source:
     return source
 
 
+def _is_percentage(number: object) -> TypeGuard[int | float]:
+    return not isinstance(number, bool) and isinstance(number, int | float) and 0 <= number <= 100
+
+
 def _parse_accuracy(value: Any, fail: Any) -> Accuracy | None:
     if value is None:
         return None
@@ -347,11 +352,10 @@ def _parse_accuracy(value: Any, fail: Any) -> Accuracy | None:
     if unknown:
         raise fail(f"accuracy: unknown key(s): {', '.join(sorted(unknown))}")
     top1, pm1 = value.get("top1"), value.get("top1_pm1")
-    for key, number in (("top1", top1), ("top1_pm1", pm1)):
-        if number is None and key == "top1_pm1":
-            continue
-        if isinstance(number, bool) or not isinstance(number, int | float) or not 0 <= number <= 100:
-            raise fail(f"accuracy: `{key}` must be a percentage")
+    if not _is_percentage(top1):
+        raise fail("accuracy: `top1` must be a percentage")
+    if pm1 is not None and not _is_percentage(pm1):
+        raise fail("accuracy: `top1_pm1` must be a percentage")
     test_set = value.get("test_set")
     if not isinstance(test_set, str) or not test_set:
         raise fail("accuracy: `test_set` must name the test set")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +21,7 @@ from ..errors import AvsyncError, UnexpectedError, UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress, TaskID
 
     from ..analysis.sampling import SamplingOptions
     from ..distributed.work import ModelSpec
@@ -232,15 +233,15 @@ def default_batch(sync_model: SyncModel) -> int:
     """Windows per model call when --batch-size is not given."""
     # CPU: batching gains ~4 % per window for ~0.4 GB per window (bench/model_speed.py); a GPU
     # wants several windows per call to be busy.
-    return 8 if sync_model.info.device.startswith("cuda") else 1
+    return 8 if sync_model.setup.device.startswith("cuda") else 1
 
 
 class DownloadBar:
     """A rich progress bar on stderr for checkpoint downloads, shown only when one happens."""
 
     def __init__(self) -> None:
-        self._progress = None
-        self._tasks: dict[str, int] = {}
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> DownloadBar:
         return self
@@ -248,8 +249,9 @@ class DownloadBar:
     def update(self, name: str, done: int, total: int | None) -> None:
         from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-        if self._progress is None:
-            self._progress = Progress(
+        progress = self._progress
+        if progress is None:
+            progress = self._progress = Progress(
                 TextColumn("downloading {task.description}"),
                 BarColumn(),
                 DownloadColumn(),
@@ -257,10 +259,10 @@ class DownloadBar:
                 console=err_console(),
                 transient=False,
             )
-            self._progress.start()
+            progress.start()
         if name not in self._tasks:
-            self._tasks[name] = self._progress.add_task(name, total=total)
-        self._progress.update(self._tasks[name], completed=done, total=total)
+            self._tasks[name] = progress.add_task(name, total=total)
+        progress.update(self._tasks[name], completed=done, total=total)
 
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
@@ -280,7 +282,7 @@ def check_outputs(*outputs: tuple[Path | None, str]) -> None:
 def collect_inputs(
     paths: list[str] | None,
     recursive: bool,
-    exts: list[str],
+    exts: Sequence[str],
     model: str | None,
     checkpoint: Path | None,
     files_from: str | None = None,

@@ -129,6 +129,7 @@ def evaluate_run(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..analysis.results import ModelRecord
     from ..distributed.runner import RayRunner
     from ..evaluation import calibration as cal_mod
     from ..evaluation.metrics import compute_metrics
@@ -159,7 +160,7 @@ def evaluate_run(
             )
         sync_model = load_model(replace(spec, device="cpu") if ray else spec)
         if cal is not None:
-            cal_mod.check_model(cal, sync_model.info)
+            cal_mod.check_model(cal, sync_model.setup)
         progress = Progress(
             TextColumn("items"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
             console=err, transient=True, disable=quiet or not err.is_terminal,
@@ -186,22 +187,22 @@ def evaluate_run(
         metrics = compute_metrics(records, sync_model.grid, temperature=cal.temperature if cal else 1.0)
         # the published value of this model if there is one, else every one published for the protocol
         published = named.published if named else {}
-        mine = {k: v for k, v in published.items() if k == sync_model.info.name}
+        mine = {k: v for k, v in published.items() if k == sync_model.setup.name}
         metrics = {
             **metrics,
             "protocol": protocol,
-            "model": sync_model.info.result_model().to_dict(),
+            "model": ModelRecord.of(sync_model.setup).to_dict(),
             "calibration": cal.summary() if cal else None,
             "published_acc1": mine or published,
         }
         if fit_calibration is not None:
-            fitted = cal_mod.fit_calibration(records, sync_model.info)
+            fitted = cal_mod.fit_calibration(records, sync_model.setup)
             cal_mod.save_calibration(fitted, fit_calibration)
             metrics["fitted_calibration"] = {"file": str(fit_calibration), **fitted.to_dict()}
         if report is not None:
-            from ..evaluation.report import write_evaluation_html
+            from ..evaluation.page import write_evaluation_html
 
-            settings = {"model": sync_model.info.name, "root": str(root)}
+            settings = {"model": sync_model.setup.name, "root": str(root)}
             write_evaluation_html(
                 report, metrics, records, title=f"avsync evaluation: {protocol}",
                 published=metrics["published_acc1"], settings=settings,

@@ -112,14 +112,14 @@ def fix(
         else:
             decision = plan_fix(offset)
         if not decision.apply:
-            _report_fix(out, as_json, src, output, decision, measured, None, dry_run)
+            _print_fix_outcome(out, as_json, src, output, decision, measured, None, dry_run)
             raise typer.Exit(FIX_SKIPPED_EXIT)
         done = None
         if not dry_run:
             from ..media.remux import fix_offset
 
             done = fix_offset(src, output, decision.offset_sec, audio_stream=audio_stream, force=force)
-        _report_fix(out, as_json, src, output, decision, measured, done, dry_run)
+        _print_fix_outcome(out, as_json, src, output, decision, measured, done, dry_run)
 
 
 def _measure_one(
@@ -137,7 +137,7 @@ def _measure_one(
         raise UnexpectedError(e, src) from e
 
 
-def _report_fix(
+def _print_fix_outcome(
     out: Console,
     as_json: bool,
     src: Path,
@@ -168,6 +168,7 @@ def _report_fix(
     elif dry_run:
         out.print(f"dry run: would write {output} with {decision.action}", markup=False, soft_wrap=True)
     else:
+        assert done is not None  # applied, not a dry run: fix_offset returned what it did
         trimmed = (
             f" ({done.audio_trimmed_sec:.2f} s of audio before the start trimmed)"
             if done.audio_trimmed_sec

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,7 +22,7 @@ def models(
     with one_line_errors():
         reg = load_registry()
         default = default_model_name()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for entry in reg.values():
             st = model_status(entry)
             acc = entry.accuracy
@@ -69,7 +69,7 @@ def models(
         t.title = "avsync models (* = default; `avsync models --json`: training data, test sets, licences)"
     for r in rows:
         size = f"{r['size_bytes'] / 1e6:.0f} MB" if r["size_bytes"] else "?"
-        acc = (
+        acc_cell = (
             f"{r['accuracy_top1']:g} % ({r['accuracy_test_set'].removesuffix(' test')})"
             if r["accuracy_top1"] and wide
             else (f"{r['accuracy_top1']:g} %" if r["accuracy_top1"] else "")
@@ -78,7 +78,7 @@ def models(
             r["name"] + (" *" if r["default"] else ""),
             f"{r['classes']} (±{r['range_sec'][1]:.0f} s)",
             r["training_data"],
-            acc,
+            acc_cell,
             "yes" if r["cached"] else "no",
             size,
             r["licence"],

@@ -10,6 +10,7 @@ from ..clock import SIGN
 from .common import shown
 
 if TYPE_CHECKING:
+    from rich.console import JustifyMethod
     from rich.table import Table
 
     from ..analysis.results import SyncResult
@@ -71,7 +72,12 @@ def batch_table(results: list[dict[str, Any]], width: int) -> Table | str:
         return title
     t = Table(title=title, title_justify="left")
     t.add_column("file", no_wrap=True, min_width=longest)  # names stay whole; verdicts wrap at words
-    for col, just in (("offset (s)", "right"), ("verdict", "left"), ("confidence", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("offset (s)", "right"),
+        ("verdict", "left"),
+        ("confidence", "right"),
+    )
+    for col, just in columns:
         t.add_column(col, justify=just)
     for r in results:
         if r.get("ok"):

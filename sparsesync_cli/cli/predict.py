@@ -234,21 +234,21 @@ def run_batch(
     from ..analysis.results import SyncResult
     from ..distributed.parquet import ParquetResults, read_parquet_results
     from ..distributed.sources import split_done
-    from ..report.records import CsvReport, JsonlReport, read_jsonl
+    from ..output.records import CsvWriter, JsonlWriter, read_jsonl
 
     out, err = out_console(), err_console()
     with one_line_errors():
         previous = read_jsonl(jsonl) if jsonl is not None and jsonl.exists() else []
         previous += read_parquet_results(parquet) if parquet is not None else []
-        todo, skipped = split_done([str(f) for f in files], previous, model=sync_model.info.name)
+        todo, skipped = split_done([str(f) for f in files], previous, model=sync_model.setup.name)
         if skipped:
             err.print(f"avsync: {len(skipped)} file(s) already in the report, skipping them", markup=False)
-        jsonl_report = JsonlReport(jsonl) if jsonl is not None else None
+        jsonl_writer = JsonlWriter(jsonl) if jsonl is not None else None
         parquet_report = ParquetResults(parquet) if parquet is not None else None
-    csv_report = CsvReport(csv_path) if csv_path is not None else None
+    csv_writer = CsvWriter(csv_path) if csv_path is not None else None
     for r in skipped:
-        if csv_report:
-            csv_report.add(r)
+        if csv_writer:
+            csv_writer.add(r)
         if as_json:
             out.out(json.dumps(r), highlight=False)
         else:
@@ -279,12 +279,12 @@ def run_batch(
             ):
                 d = result.to_dict()
                 results.append(d)
-                if jsonl_report:
-                    jsonl_report.append(d)
+                if jsonl_writer:
+                    jsonl_writer.append(d)
                 if parquet_report:
                     parquet_report.add(d)
-                if csv_report:
-                    csv_report.add(d)
+                if csv_writer:
+                    csv_writer.add(d)
                 progress.advance(files_task)
                 if as_json:
                     out.out(json.dumps(d), highlight=False)
@@ -293,12 +293,12 @@ def run_batch(
                     if show_windows and result.ok:
                         out.print(windows_table(result))
     finally:
-        if jsonl_report:
-            jsonl_report.close()
+        if jsonl_writer:
+            jsonl_writer.close()
         if parquet_report:
             parquet_report.close()
-        if csv_report:
-            csv_report.close()
+        if csv_writer:
+            csv_writer.close()
     if not as_json and len(files) > 1:
         out.print(batch_table(results, out.width))
     elif as_json and len(files) > 1:
@@ -312,8 +312,8 @@ def run_batch(
 def _write_html(
     results: list[dict[str, Any]], path: Path, sync_model: SyncModel, options: PredictOptions
 ) -> None:
-    from ..report.html import write_html_report
+    from ..output.html import write_html_report
 
-    settings = {"model": sync_model.info.name, "device": sync_model.info.device, **asdict(options)}
+    settings = {"model": sync_model.setup.name, "device": sync_model.setup.device, **asdict(options)}
     write_html_report(results, path, settings=settings)
     err_console().print(f"avsync: wrote {path}", markup=False)

@@ -22,9 +22,9 @@ def report_cmd(
     ] = None,
 ) -> None:
     """Turn a JSONL report into one self-contained HTML page with a sync map per file."""
-    from ..report.html import write_html_report
-    from ..report.records import latest_results, read_jsonl
-    from ..report.syncmap import has_sync_map, write_sync_map
+    from ..output.html import write_html_report
+    from ..output.records import latest_results, read_jsonl
+    from ..output.syncmap import has_sync_map, write_sync_map
 
     with one_line_errors():
         try:

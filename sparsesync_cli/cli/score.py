@@ -145,8 +145,8 @@ def score(
             else:
                 out.print(f"{shown(r.path)}: FAILED: {shown(r.error or '')}", markup=False, soft_wrap=True)
     summary = summarize(results)
-    if sync_model.info.calibration is not None:
-        summary["calibration"] = sync_model.info.calibration  # which temperature the windows had
+    if sync_model.setup.calibration is not None:
+        summary["calibration"] = sync_model.setup.calibration  # which temperature the windows had
     if as_json:
         out.out(json.dumps({"summary": summary}), highlight=False)
     else:

@@ -81,7 +81,7 @@ class RayRunner:
 
     def _calibrated(self, sync_model: SyncModel) -> ModelSpec:
         # the actors apply the calibration the driver applied to its own copy of the model
-        return replace(self.spec, calibration=sync_model.info.calibration)
+        return replace(self.spec, calibration=sync_model.setup.calibration)
 
     def predict(
         self,
@@ -99,7 +99,7 @@ class RayRunner:
             todo,
             self._calibrated(sync_model),
             options,
-            sync_model.info,
+            sync_model.setup,
             batch_size=self.batch_size,
             **self._cluster,
         )
@@ -111,7 +111,7 @@ class RayRunner:
         return score_on_ray(
             files,
             self._calibrated(sync_model),
-            sync_model.info,
+            sync_model.setup,
             batch_size=self.batch_size,
             **kwargs,
             **self._cluster,
@@ -127,7 +127,7 @@ class RayRunner:
             return evaluate_on_ray(
                 todo,
                 self.spec,
-                sync_model.info,
+                sync_model.setup,
                 root,
                 batch_size=self.batch_size,
                 audio_stream=audio_stream,

@@ -61,7 +61,7 @@ def collect_sources(
 ) -> list[str]:
     """Expand paths, folders, URIs, URI prefixes and a list file into the sources to check.
 
-    Local paths follow :func:`~sparsesync_cli.predict.collect_media_files` (files named
+    Local paths follow :func:`~sparsesync_cli.analysis.predict.collect_media_files` (files named
     explicitly are kept even when missing, so they fail as files of the batch). A URI naming a
     prefix lists the media objects under it (``-r``: at any depth). Order is stable, duplicates
     are dropped.

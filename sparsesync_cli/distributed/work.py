@@ -1,6 +1,6 @@
 """One file's check cut into pieces a cluster can schedule, giving the local run's answers.
 
-A local run (:func:`~sparsesync_cli.predict.predict_file`) plans the file's windows, decodes them
+A local run (:func:`~sparsesync_cli.analysis.predict.predict_file`) plans the file's windows, decodes them
 ``batch_size`` at a time, runs the model on each batch and combines the verdicts. Here the same
 steps are split where data can move between machines:
 
@@ -11,7 +11,7 @@ steps are split where data can move between machines:
    piece, on the same arrays the local run feeds it;
 3. :class:`Assembler` (the driver): collects a file's pieces, in any order and even twice (a
    retried task repeats its pieces), and once all are there builds the result with the local
-   code (:func:`~sparsesync_cli.predict.window_result`, ``combine_windows``).
+   code (:func:`~sparsesync_cli.analysis.predict.window_result`, ``combine_windows``).
 
 A job says what is computed per unit: :class:`PredictJob` and :class:`ScoreJob` per file,
 :class:`EvaluateJob` per chunk of protocol items (one local model batch each).
@@ -85,7 +85,7 @@ class ModelSpec:
             optimize=self.optimize,
         )
         if self.calibration is not None:  # checked against the model at the driver already
-            model.info = replace(model.info, calibration=self.calibration)
+            model.setup = replace(model.setup, calibration=self.calibration)
         return model
 
 
@@ -113,9 +113,10 @@ class PredictJob(_PerFileJob):
         return [("windows", windows, self.options.batch_size)]
 
     def finish(self, source: str, pieces: dict[str, list[Piece]], last: Piece, elapsed: float) -> SyncResult:
-        """The file's result from its windows, as :func:`~sparsesync_cli.predict.predict_file` builds it."""
+        """The file's result from its windows, as
+        :func:`~sparsesync_cli.analysis.predict.predict_file` builds it."""
         from ..analysis.predict import combine_windows
-        from ..analysis.results import Sampling
+        from ..analysis.results import ModelRecord, Sampling
         from ..analysis.sampling import STOPPED_ALL
 
         setup = self.setup
@@ -123,17 +124,17 @@ class PredictJob(_PerFileJob):
         n = len(groups["windows"])  # the Ray path reads every window (--sample auto is refused)
         read = Sampling(sampling="all", windows_used=n, windows_total=n, stopped=STOPPED_ALL)
         result = combine_windows(
-            source, setup.result_model(), setup.grid, groups["windows"], float(last["duration"]), elapsed,
+            source, ModelRecord.of(setup), setup.grid, groups["windows"], float(last["duration"]), elapsed,
             sampling=read,
         )  # fmt: skip
         return _with_object_stat(result, last)
 
     def failed(self, source: str, error: str, last: Piece, elapsed: float) -> SyncResult:
-        from ..analysis.results import SyncResult
+        from ..analysis.results import ModelRecord, SyncResult
 
         setup = self.setup
         result = SyncResult.failed(
-            source, error, model=setup.result_model(), grid=setup.grid, elapsed_sec=elapsed
+            source, error, model=ModelRecord.of(setup), grid=setup.grid, elapsed_sec=elapsed
         )
         return _with_object_stat(result, last)
 

@@ -278,5 +278,5 @@ def apply_calibration(model, cal: Calibration) -> None:
 
     Checked first: a calibration of another model raises :class:`UsageError`.
     """
-    check_model(cal, model.info)
-    model.info = replace(model.info, calibration=cal.summary())
+    check_model(cal, model.setup)
+    model.setup = replace(model.setup, calibration=cal.summary())

@@ -20,16 +20,19 @@ VGGSound label (``vggsound.csv``, by YouTube id) is one of the 12 classes marked
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import DownloadError, UsageError
 from .protocol import ProtocolItem, parse_protocol, protocol_text, write_text_atomic
+
+if TYPE_CHECKING:
+    from ..checkpoints.fetch import DownloadOptions
 
 SPARSESYNC_COMMIT = "a5bee8a047c0ebeec66b18d4ddf4c5f0ef098a4f"
 RAW_BASE = f"https://raw.githubusercontent.com/v-iashin/SparseSync/{SPARSESYNC_COMMIT}/"
@@ -218,7 +221,7 @@ def is_named(spec: str) -> bool:
 
 
 def protocols_dir() -> Path:
-    from ..checkpoints.download import cache_dir
+    from ..checkpoints.verified import cache_dir
 
     return cache_dir() / "protocols"
 
@@ -227,7 +230,7 @@ def fetch_named_protocol(
     proto: NamedProtocol | str,
     *,
     progress: Callable[[str, int, int | None], None] | None = None,
-    options=None,
+    options: DownloadOptions | None = None,
 ) -> Path:
     """The built protocol CSV of ``proto``, fetching and verifying its files on first use.
 
@@ -242,7 +245,7 @@ def fetch_named_protocol(
         proto = NAMED_PROTOCOLS[proto]
     folder = protocols_dir() / proto.name
     built = folder / f"{proto.name}.csv"
-    paths = {role: _ensure(folder, rf, progress, options) for role, rf in proto.files.items()}
+    paths = {role: _ensure(folder, proto.name, rf, progress, options) for role, rf in proto.files.items()}
     if built.is_file() and all(built.stat().st_mtime_ns >= p.stat().st_mtime_ns for p in paths.values()):
         return built
     items = proto.build(paths)
@@ -255,51 +258,26 @@ def fetch_named_protocol(
     return built
 
 
-def _ensure(folder: Path, rf: RemoteFile, progress, options) -> Path:
-    """A verified local copy of ``rf`` in ``folder``: downloaded to a partial file, checked,
-    renamed into place, and recorded like a checkpoint (see :mod:`sparsesync_cli.checkpoints.checksum`).
+def _ensure(
+    folder: Path,
+    name: str,
+    rf: RemoteFile,
+    progress: Callable[[str, int, int | None], None] | None,
+    options: DownloadOptions | None,
+) -> Path:
+    """A verified local copy of ``rf`` in ``folder``, by the checkpoints' own download path.
 
     Without a published sha256 the one recorded at the first download is kept: a later copy
     that differs is refused, never silently accepted.
     """
-    from ..checkpoints.checksum import read_record, record_path, verify_file, write_record
-    from ..checkpoints.download import OFFLINE_ENV, _download_verified
-    from ..checkpoints.fetch import DownloadOptions, storage_error
     from ..checkpoints.registry import Source
+    from ..checkpoints.verified import ensure_verified_file
 
-    source = Source(url=rf.url, sha256=rf.sha256, size=rf.size)
-    dest = folder / source.filename
-    record = record_path(folder, source.filename)
-    if dest.is_file():
-        try:
-            problem = verify_file(dest, source, record)
-        except OSError as e:
-            problem = f"cannot read it ({e.strerror or e})"
-        if problem is None:
-            return dest
-        with contextlib.suppress(OSError):
-            dest.unlink()
-    if os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        raise DownloadError(
-            f"{source.filename} is not in the cache ({folder}); run once with network, or unset {OFFLINE_ENV}"
-        )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise storage_error(e, folder) from None
-    from filelock import FileLock
-
-    with FileLock(str(dest) + ".lock"):
-        if dest.is_file() and verify_file(dest, source, record) is None:
-            return dest
-        digests = _download_verified(source, dest, progress, options or DownloadOptions())
-        rec = read_record(record)
-        if rf.sha256 is None and rec is not None and rec["sha256"] != digests.sha256:
-            dest.unlink()
-            raise DownloadError(
-                f"sha256 {digests.sha256}, but {rec['sha256']} was recorded at its first download;"
-                f" deleted the download (delete {record} to accept the new file)",
-                rf.url,
-            )
-        write_record(record, dest, digests)
-    return dest
+    return ensure_verified_file(
+        Source(url=rf.url, sha256=rf.sha256, size=rf.size),
+        folder,
+        owner=f"protocol {name}",
+        fetch_command=f"avsync evaluate {name}",
+        progress=progress,
+        options=options,
+    )

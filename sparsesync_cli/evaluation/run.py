@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AvsyncError, UsageError, unexpected
-from ..report.records import open_append_only, write_durable
+from ..output.records import open_append_only, write_durable
 from .metrics import target_class
 from .protocol import ProtocolItem, resolve_clip
 
@@ -43,8 +43,8 @@ def item_record(
     file: str | None = None,
 ) -> dict[str, Any]:
     """The JSONL record of one item (``logits`` for a success, ``error`` for a failure)."""
-    ok = logits is not None
     lg = [float(x) for x in logits] if logits is not None else None
+    ok = lg is not None
     drawn = {}
     if item.draw is not None:
         drawn = {"pass": item.draw.pass_index, "row": item.draw.row, "seed": item.draw.seed}
@@ -208,7 +208,7 @@ def evaluate_items(
 
     if batch_size < 1:
         raise UsageError("batch size must be >= 1")
-    name = model.info.name
+    name = model.setup.name
 
     def records() -> Iterator[dict[str, Any]]:
         decoded = decode_items(items, root, model.geometry, batch_size, audio_stream, model.grid)
@@ -277,7 +277,7 @@ def run_protocol(
     :func:`evaluate_items`; :func:`~sparsesync_cli.distributed.ray_pipeline.evaluate_on_ray`
     runs them on Ray). Returns ``(records in protocol order, number of items taken from the JSONL)``.
     """
-    previous = previous_results(jsonl, model.info.name) if jsonl is not None else {}
+    previous = previous_results(jsonl, model.setup.name) if jsonl is not None else {}
     todo = [it for it in items if it.key not in previous]
     if runner is None:
         new = evaluate_items(

@@ -237,15 +237,19 @@ class AudioDecoder(StreamDecoder):
 
     def _learn_grid(self) -> _FrameGrid | None:
         """Decode the stream's first two frames (cheap) to learn where its frames sit."""
+        from av.audio.stream import AudioStream
+
         container = open_input(self._path)
         try:
             stream = container.streams[self._info.audio.index]
+            if not isinstance(stream, AudioStream) or stream.time_base is None:
+                return None
             tb = Fraction(stream.time_base)
             origin = timing.origin_in(tb, self._info.time_origin_us)
-            frames = []
+            frames: list[tuple[int, int, int]] = []  # (pts, samples, sample rate)
             for frame in container.decode(stream):
                 if frame.pts is not None and frame.samples:
-                    frames.append(frame)
+                    frames.append((frame.pts, frame.samples, frame.sample_rate))
                 if len(frames) == 2:
                     break
         except self._av_error:
@@ -254,9 +258,9 @@ class AudioDecoder(StreamDecoder):
             container.close()
         if not frames:
             return None
-        f0, rate = frames[0], frames[0].sample_rate
-        first = timing.rescale(f0.pts - origin, tb, Fraction(1, rate))
-        return _FrameGrid(rate, first, first + f0.samples, frames[-1].samples)
+        (pts0, samples0, rate), last_samples = frames[0], frames[-1][1]
+        first = timing.rescale(pts0 - origin, tb, Fraction(1, rate))
+        return _FrameGrid(rate, first, first + samples0, last_samples)
 
     def _seek(self, target: int) -> None:
         if not self._seekable:

@@ -25,6 +25,9 @@ against the plain model and lists what was tried and dropped.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -76,7 +79,7 @@ class ConvReLU(nn.Module):
     """
 
     def __init__(
-        self, weight: torch.Tensor, bias: torch.Tensor, stride: tuple[int, ...], padding: tuple[int, ...]
+        self, weight: torch.Tensor, bias: torch.Tensor, stride: Sequence[int], padding: Sequence[int]
     ) -> None:
         super().__init__()
         fmt = _CL3D if weight.dim() == 5 else _CL
@@ -91,7 +94,7 @@ class ConvReLU(nn.Module):
         if conv.groups != 1 or any(d != 1 for d in conv.dilation) or isinstance(conv.padding, str):
             raise ValueError("only plain convolutions (groups 1, dilation 1, numeric padding) are folded")
         w, b = fold_batchnorm(conv, bn)
-        return cls(w, b, conv.stride, conv.padding)  # type: ignore[arg-type]
+        return cls(w, b, conv.stride, conv.padding)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=self.fmt)
@@ -109,12 +112,28 @@ class ConvReLU(nn.Module):
         return y.relu_().contiguous(memory_format=self.fmt)
 
 
-def _fold_unit(unit: Unit3d) -> ConvReLU:
-    return ConvReLU.fold(unit.conv, unit.bn)
+M = TypeVar("M", bound=nn.Module)
 
 
-def _fold_sep(unit: SepUnit3d) -> nn.Sequential:
-    return nn.Sequential(ConvReLU.fold(unit.conv_s, unit.bn_s), ConvReLU.fold(unit.conv_t, unit.bn_t))
+def _expect(kind: type[M], module: nn.Module | torch.Tensor) -> M:
+    """``module`` as a ``kind``: the layers taken out of an ``nn.Sequential`` are checked, not assumed."""
+    if not isinstance(module, kind):
+        raise TypeError(f"expected {kind.__name__}, found {type(module).__name__}")
+    return module
+
+
+def _fold_unit(unit: nn.Module) -> ConvReLU:
+    u = _expect(Unit3d, unit)
+    return ConvReLU.fold(u.conv, u.bn)
+
+
+def _fold_sep_pair(unit: nn.Module) -> tuple[ConvReLU, ConvReLU]:
+    u = _expect(SepUnit3d, unit)
+    return ConvReLU.fold(u.conv_s, u.bn_s), ConvReLU.fold(u.conv_t, u.bn_t)
+
+
+def _fold_sep(unit: nn.Module) -> nn.Sequential:
+    return nn.Sequential(*_fold_sep_pair(unit))
 
 
 class FramewiseMaxPool3d(nn.Module):
@@ -195,7 +214,7 @@ class FastMixed(nn.Module):
         self.sep1 = _fold_sep(block.branch1[1])
         self.reduce2 = _fold_unit(block.branch2[0])
         self.sep2 = _fold_sep(block.branch2[1])
-        self.pool3 = FramewiseMaxPool3d(block.branch3[0])
+        self.pool3 = FramewiseMaxPool3d(_expect(nn.MaxPool3d, block.branch3[0]))
         self.branch3 = _fold_unit(block.branch3[1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -226,12 +245,13 @@ class ChunkedStem(nn.Module):
         k = conv_t.weight.shape[2]
         spatial = conv_s.weight.shape[2] == 1 and conv_s.stride[0] == 1 and conv_s.padding[0] == 0
         temporal = conv_t.weight.shape[3:] == (1, 1)
-        pool_spatial = isinstance(pool.kernel_size, tuple) and pool.kernel_size[0] == pool.stride[0] == 1
+        pool_stride = pool.stride if isinstance(pool.stride, tuple) else (pool.stride,) * 3
+        pool_spatial = isinstance(pool.kernel_size, tuple) and pool.kernel_size[0] == pool_stride[0] == 1
         if not (spatial and temporal and pool_spatial and chunk >= 1):
             raise ValueError("the stem must be a spatial conv, a temporal conv, a spatial pool")
         self.conv_s, self.conv_t, self.pool, self.chunk = conv_s, conv_t, FramewiseMaxPool3d(pool), chunk
         self.k, self.stride, self.pad = k, conv_t.stride[0], conv_t.padding[0]
-        self.conv_t_inner = ConvReLU(conv_t.weight, conv_t.bias, conv_t.stride, [0, *conv_t.padding[1:]])
+        self.conv_t_inner = ConvReLU(conv_t.weight, conv_t.bias, conv_t.stride, (0, *conv_t.padding[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W)`` -> the pooled output of the temporal conv, channels-last 3-D."""
@@ -269,9 +289,9 @@ class FastS3D(nn.Module):
         stem_unit, stem_pool = s3d.base[0], s3d.base[1]
         if not isinstance(stem_unit, SepUnit3d) or not isinstance(stem_pool, nn.MaxPool3d):
             raise TypeError("S3D must start with a separable unit and a max-pool")
-        self.stem = ChunkedStem(*_fold_sep(stem_unit), stem_pool)
+        self.stem = ChunkedStem(*_fold_sep_pair(stem_unit), stem_pool)
         layers: list[nn.Module] = []
-        rest = list(s3d.base[2:])
+        rest = list(s3d.base.children())[2:]
         for i, layer in enumerate(rest):
             if isinstance(layer, SepUnit3d):
                 layers.extend(_fold_sep(layer))
@@ -295,7 +315,18 @@ class FastS3D(nn.Module):
 def _folded_conv2d(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A plain channels-last Conv2d with ``bn`` folded in (for convs followed by no ReLU)."""
     w, b = fold_batchnorm(conv, bn)
-    out = nn.Conv2d(w.shape[1], w.shape[0], conv.kernel_size, conv.stride, conv.padding, device="meta")
+    # Conv2d's sizes are pairs (torch's stubs type the attributes as tuples of any length).
+    kernel, stride, padding = conv.kernel_size, conv.stride, conv.padding
+    if isinstance(padding, str) or len(kernel) != 2 or len(stride) != 2 or len(padding) != 2:
+        raise ValueError("only plain 2-D convolutions with numeric padding are folded")
+    out = nn.Conv2d(
+        w.shape[1],
+        w.shape[0],
+        (kernel[0], kernel[1]),
+        (stride[0], stride[1]),
+        (padding[0], padding[1]),
+        device="meta",
+    )
     out.weight = nn.Parameter(w.contiguous(memory_format=_CL), requires_grad=False)
     out.bias = nn.Parameter(b, requires_grad=False)
     return out
@@ -321,7 +352,11 @@ class FastResNet18Audio(nn.Module):
         self.stem = ConvReLU.fold(net.conv1, net.bn1)
         self.maxpool = net.maxpool
         self.blocks = nn.Sequential(
-            *(FastBasicBlock(b) for layer in (net.layer1, net.layer2, net.layer3, net.layer4) for b in layer)
+            *(
+                FastBasicBlock(_expect(BasicBlock, b))
+                for layer in (net.layer1, net.layer2, net.layer3, net.layer4)
+                for b in layer
+            )
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -366,8 +401,8 @@ def _fast_sparsesync(model: nn.Module) -> nn.Module:
     fast = type(model).__new__(type(model))
     nn.Module.__init__(fast)
     fast.arch = model.arch
-    fast.vfeat_extractor = FastS3D(model.vfeat_extractor)
-    fast.afeat_extractor = FastResNet18Audio(model.afeat_extractor)
+    fast.vfeat_extractor = FastS3D(_expect(S3D, model.vfeat_extractor))
+    fast.afeat_extractor = FastResNet18Audio(_expect(ResNet18Audio, model.afeat_extractor))
     fast.v_bridge = model.v_bridge
     fast.transformer = model.transformer
     return fast

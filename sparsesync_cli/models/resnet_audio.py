@@ -42,6 +42,12 @@ class BasicBlock(nn.Module):
 class ResNet18Audio(nn.Module):
     """``forward(spec (B, 1, F, T)) -> (B, 512, ceil(F/32), ceil(T/32))``."""
 
+    # Registered by name in __init__ (the checkpoints' keys are layer1..layer4).
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(self, in_channels: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, WIDTHS[0], 7, 2, 3, bias=False)

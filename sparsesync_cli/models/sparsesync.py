@@ -291,7 +291,7 @@ class VisualBridge(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, conv_args: dict[str, Any]) -> None:
         super().__init__()
-        args = {k: tuple(v) if isinstance(v, list) else v for k, v in conv_args.items()}
+        args: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in conv_args.items()}
         self.bridge = nn.Sequential(nn.Conv3d(c_in, c_out, **args), nn.GELU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,4 @@
-"""Output of stored results: JSONL/CSV records, the HTML report and the SVG sync map.
-
-``records`` appends and reads result lines; ``html`` and ``assets`` build the single-file report;
-``syncmap`` draws one file's windows over time; ``svg`` holds escaping, number formatting, the
-palette and tick spacing they share. Views format what a result stores; they never rerun a model.
-
-May import: ``analysis.results``, ``clock`` and ``errors``. Never models, media or checkpoints.
+"""Deprecated (before 0.3) name of :mod:`sparsesync_cli.output`; kept so that imports such as
+``from sparsesync_cli.report.syncmap import sync_map_svg`` keep working. "Report" now means the
+HTML report only (``avsync report``, ``--report``); import from ``sparsesync_cli.output``.
 """

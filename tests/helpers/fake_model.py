@@ -28,7 +28,7 @@ class FakeModel:
         sharpness: float = 8.0,
         family: str = "sparsesync",
     ) -> None:
-        self.info = ModelSetup("fake", family, None, GRID, get_family(family).geometry, "cpu", "fp32")
+        self.setup = ModelSetup("fake", family, None, GRID, get_family(family).geometry, "cpu", "fp32")
         self.offset_at = offset_at
         self.sharpness = sharpness
         self.calls: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
@@ -36,11 +36,11 @@ class FakeModel:
 
     @property
     def grid(self) -> tuple[float, ...]:
-        return self.info.grid
+        return self.setup.grid
 
     @property
     def geometry(self):
-        return self.info.geometry
+        return self.setup.geometry
 
     def logits(self, frames, audio) -> torch.Tensor:
         frames, audio = np.asarray(frames), np.asarray(audio)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -110,7 +111,9 @@ def _picture(clip: Clip, i: int, flash: bool) -> np.ndarray:
 
 def _add_video(clip: Clip, out: av.container.OutputContainer) -> av.VideoStream:
     tb = Fraction(1, 600) if clip.container != "avi" else 1 / clip.fps
-    stream = out.add_stream(clip.vcodec, rate=clip.fps, options=dict(clip.vopts))
+    stream = out.add_stream(clip.vcodec or "", rate=clip.fps, options=dict(clip.vopts))
+    if not isinstance(stream, av.VideoStream):
+        raise TypeError(f"{clip.vcodec!r} is not a video encoder")
     stream.width, stream.height, stream.pix_fmt = clip.width, clip.height, clip.pix_fmt
     stream.time_base = tb
     stream.codec_context.time_base = tb
@@ -159,7 +162,10 @@ def _add_audio(clip: Clip, out: av.container.OutputContainer, layout: str) -> av
     options = dict(clip.aopts)
     if clip.acodec == "vorbis":
         options["strict"] = "experimental"  # FFmpeg's native Vorbis encoder is marked experimental
-    return out.add_stream(clip.acodec, rate=clip.rate, layout=layout, options=options)
+    stream = out.add_stream(clip.acodec or "", rate=clip.rate, layout=layout, options=options)
+    if not isinstance(stream, av.AudioStream):
+        raise TypeError(f"{clip.acodec!r} is not an audio encoder")
+    return stream
 
 
 def _encode_audio(
@@ -199,7 +205,9 @@ def _convert(frame: av.AudioFrame, fmt: str, layout: str, rate: int) -> av.Audio
     planar = fmt.endswith("p")
     if not planar:
         arr = arr.T.reshape(1, -1)
-    new = av.AudioFrame.from_ndarray(np.ascontiguousarray(arr), format=fmt, layout=layout)
+    # One of the dtypes AudioFrame takes, by the branches above (numpy cannot tell which).
+    samples: np.ndarray[Any, Any] = np.ascontiguousarray(arr)
+    new = av.AudioFrame.from_ndarray(samples, format=fmt, layout=layout)
     new.sample_rate, new.pts, new.time_base = rate, frame.pts, frame.time_base
     return new
 
@@ -335,7 +343,7 @@ def make_still_tail(path: Path, hold_sec: float = 1.5) -> None:
         out.mux(video.encode())
         silence = np.zeros((1, 16000 * 6), np.int16)
         for off in range(0, silence.shape[1], 1024):
-            frame = av.AudioFrame.from_ndarray(silence[:, off : off + 1024], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = 16000, off
-            out.mux(audio.encode(frame))
+            chunk = av.AudioFrame.from_ndarray(silence[:, off : off + 1024], format="s16", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, off
+            out.mux(audio.encode(chunk))
         out.mux(audio.encode())
