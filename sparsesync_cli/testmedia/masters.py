@@ -256,7 +256,10 @@ def make_master(folder: str | os.PathLike, spec: MasterSpec, name: str | None = 
     w, h = spec.picture_size
     fps = spec.fps
     with tempfile.TemporaryDirectory(prefix="master-", dir=folder) as tmp:
-        inputs = ["-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate={fps.numerator}/{fps.denominator}"]
+        # The picture ends by itself (trim) rather than by -frames:v, which stops the output while
+        # audio is still queued: an MXF's last frames then get silence for sound, or go missing.
+        picture = f"testsrc2=size={w}x{h}:rate={fps.numerator}/{fps.denominator},trim=end_frame={spec.frames}"
+        inputs = ["-f", "lavfi", "-i", picture]
         if spec.aac:
             raw = Path(tmp) / "stereo.raw"
             both = np.stack([_channel_pcm(spec, 0), _channel_pcm(spec, 1)], axis=1).reshape(-1)
@@ -268,7 +271,7 @@ def make_master(folder: str | os.PathLike, spec: MasterSpec, name: str | None = 
                 raw.write_bytes(_s24le(_channel_pcm(spec, ch)))
                 inputs += ["-f", "s24le", "-ar", str(SAMPLE_RATE), "-ch_layout", "mono", "-i", str(raw)]
         maps, acodec = _audio_args(spec, 1)
-        args = ["-y", *inputs, "-map", "0:v", *maps, "-frames:v", str(spec.frames)]
+        args = ["-y", *inputs, "-map", "0:v", *maps]
         args += _video_args(spec) + acodec
         if spec.start_timecode:
             args += ["-timecode", spec.start_timecode]

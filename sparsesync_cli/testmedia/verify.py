@@ -332,7 +332,10 @@ def lag_sec(signal: np.ndarray, reference: np.ndarray, rate: int, max_lag_sec: f
     if len(signal) != n + 2 * m:
         raise ValueError("signal must be the reference's length plus max_lag on each side")
     ref = reference - reference.mean()
-    corr = np.array([np.dot(signal[i : i + n] - signal[i : i + n].mean(), ref) for i in range(2 * m + 1)])
+    sig = signal - signal.mean()
+    size = 1 << (len(sig) + n).bit_length()
+    full = np.fft.irfft(np.fft.rfft(sig, size) * np.conj(np.fft.rfft(ref, size)), size)
+    corr = full[: 2 * m + 1]  # corr[i] = sum_j sig[i + j] * ref[j]
     i = int(np.argmax(corr))
     frac = 0.0
     if 0 < i < 2 * m:  # parabola through the peak and its neighbours
