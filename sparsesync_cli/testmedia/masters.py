@@ -285,14 +285,22 @@ def make_master(folder: str | os.PathLike, spec: MasterSpec, name: str | None = 
     return Master(path=path, spec=spec, ffmpeg_args=tuple(cmd))
 
 
-def concat_copies(src: str | os.PathLike, dst: str | os.PathLike, copies: int) -> Path:
-    """``dst``: ``src`` played ``copies`` times in a row, by stream copy (for large bench masters)."""
+def concat_copies(
+    src: str | os.PathLike, dst: str | os.PathLike, copies: int, timecode: str | None = None
+) -> Path:
+    """``dst``: ``src`` played ``copies`` times in a row, by stream copy (for large bench masters).
+
+    Picture and sound are copied; a timecode track cannot pass the concat demuxer, so ``dst`` gets
+    a new one starting at ``timecode`` (if given).
+    """
     src, dst = Path(src).resolve(), Path(dst)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", dir=dst.parent, delete=False) as f:
         f.write("".join(f"file '{src}'\n" for _ in range(copies)))
         listing = f.name
     try:
-        args = ["-y", "-f", "concat", "-safe", "0", "-i", listing, "-map", "0", "-c", "copy"]
+        args = ["-y", "-f", "concat", "-safe", "0", "-i", listing, "-map", "0:v", "-map", "0:a", "-c", "copy"]
+        if timecode:
+            args += ["-timecode", timecode]
         if dst.suffix.lower() == ".mov":
             args += ["-movflags", "+write_colr"]
         cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", *args, str(dst)]
