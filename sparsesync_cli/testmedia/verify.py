@@ -182,53 +182,68 @@ def _frame_array(frame: av.AudioFrame) -> np.ndarray:
 
 
 def read_audio(path: str | os.PathLike) -> list[PcmTrack]:
-    """Every audio stream of ``path``, decoded sample-exactly in its native format.
+    """Every audio stream of ``path``, decoded sample-exactly in its native format (one pass).
 
     Frames are placed by their presentation timestamps; a frame that does not start where the
     previous one ended is recorded in ``gaps`` (and placed after it regardless).
     """
-    tracks = []
     with av.open(os.fspath(path)) as c:
         origin = _video_origin(c)
-        for s in c.streams.audio:
-            tracks.append(_read_stream(path, s.index, origin))
-    return tracks
+        streams = list(c.streams.audio)
+        for s in c.streams:
+            if s.type != "audio":
+                s.discard = Discard.all
+        state = {s.index: _Assembler(s.codec_context.sample_rate, origin) for s in streams}
+        try:
+            for packet in c.demux(streams):
+                for frame in packet.decode():
+                    state[packet.stream.index].add(frame)
+        except av.FFmpegError:
+            pass  # a damaged file: what could be read
+        for s in streams:  # the decoders' last frames
+            try:
+                for frame in s.codec_context.decode(None):
+                    state[s.index].add(frame)
+            except av.FFmpegError:
+                pass
+        return [state[s.index].track(s) for s in streams]
 
 
-def _read_stream(path: str | os.PathLike, index: int, origin: Fraction) -> PcmTrack:
-    with av.open(os.fspath(path)) as c:
-        s = c.streams[index]
-        rate = s.codec_context.sample_rate
-        chunks: list[np.ndarray] = []
-        gaps: list[str] = []
-        start = None
-        pos = 0
-        fmt = layout = ""
-        for frame in c.decode(s):
-            fmt, layout = frame.format.name, frame.layout.name
-            at = (
-                round((frame.pts * Fraction(frame.time_base) - origin) * rate)
-                if frame.pts is not None
-                else None
-            )
-            if start is None:
-                start = at if at is not None else 0
-                pos = start
-            elif at is not None and at != pos:
-                gaps.append(f"frame at sample {at}, expected {pos}")
-            arr = _frame_array(frame)
-            chunks.append(arr.copy())
-            pos += len(arr)
-        samples = np.concatenate(chunks) if chunks else np.zeros((0, 1), dtype=np.int32)
+class _Assembler:
+    """Collects one stream's decoded frames into contiguous samples on the file clock."""
+
+    def __init__(self, rate: int, origin: Fraction) -> None:
+        self.rate, self.origin = rate, origin
+        self.chunks: list[np.ndarray] = []
+        self.gaps: list[str] = []
+        self.start: int | None = None
+        self.pos = 0
+        self.fmt = self.layout = ""
+
+    def add(self, frame: av.AudioFrame) -> None:
+        self.fmt, self.layout = frame.format.name, frame.layout.name
+        at = None
+        if frame.pts is not None:
+            at = round((frame.pts * Fraction(frame.time_base) - self.origin) * self.rate)
+        if self.start is None:
+            self.start = self.pos = at if at is not None else 0
+        elif at is not None and at != self.pos:
+            self.gaps.append(f"frame at sample {at}, expected {self.pos}")
+        arr = _frame_array(frame)
+        self.chunks.append(arr.copy())
+        self.pos += len(arr)
+
+    def track(self, stream) -> PcmTrack:
+        samples = np.concatenate(self.chunks) if self.chunks else np.zeros((0, 1), dtype=np.int32)
         return PcmTrack(
-            index=index,
-            codec=s.codec_context.name,
-            sample_format=fmt,
-            rate=rate,
-            layout=layout,
-            start=start or 0,
+            index=stream.index,
+            codec=stream.codec_context.name,
+            sample_format=self.fmt,
+            rate=self.rate,
+            layout=self.layout,
+            start=self.start or 0,
             samples=samples,
-            gaps=tuple(gaps),
+            gaps=tuple(self.gaps),
         )
 
 
