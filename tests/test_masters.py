@@ -198,6 +198,18 @@ def test_conform_makes_every_track_span_the_picture(originals, tmp_path, name, o
     assert problems_after_fix(orig, out, offset, conform=True) == []
 
 
+def test_fix_keeps_a_drop_frame_timecode_in_mov(tmp_path):
+    """A MOV's 29.97 drop-frame timecode survives a fix (found by the sweep: the copy kept the
+    tmcd sample but lost its drop-frame flag, so 01:00:00;00 read back as 00:59:56:12)."""
+    spec = MasterSpec("prores_mov", "29.97df", frames=30, pcm_tracks=1, size=(64, 36))
+    orig = Original(make_master(tmp_path / "in", spec, "df"))
+    assert orig.timecode == "01:00:00;00"
+    out = tmp_path / "fixed.mov"
+    res = run_fix(orig, out, 0.4)
+    assert res.exit_code == 0, res.output
+    assert problems_after_fix(orig, out, 0.4) == []
+
+
 def test_fix_json_says_what_happened_to_each_stream(originals, tmp_path):
     """`fix --json` records per stream what was done (item 6; the record's shape is the fix's)."""
     orig = originals["prores_mov"]  # a container the fix handles today: this is about the record
