@@ -19,15 +19,18 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from ..atomic import TEMP_SUFFIX, atomic_path
 from ..errors import MediaError, UsageError
-from .ffmpeg import FFMPEG_ENV, find_ffmpeg, run_ffmpeg
+from .ffmpeg import find_ffmpeg, run_ffmpeg
+from .fix_plan import StreamFix, plan_audio, retime_factor, stream_fix
 from .mp4_edits import skip_priming
+from .packets import StreamPackets, compare_moved_copy, read_packets, verify_kept
+from .pcm_shift import AudioPlan, verify_samples
 from .probe import MediaInfo, open_input, probe
 
 MIN_SHIFT_SEC = 1e-6  # ffmpeg's time options have microsecond resolution
@@ -48,6 +51,8 @@ STALE_TEMP_SEC = 60.0
 LEGACY_TEMP_MARK = ".avsync-tmp"  # avsync 0.1.0 named them .NAME.XXXXXXXX.avsync-tmp.EXT
 # Containers that cannot start one stream later than another without re-encoding.
 NO_SHIFT_EXTENSIONS = {".avi"}
+# Containers whose tracks must all span the picture (see fix_offset).
+CONFORM_EXTENSIONS = {".mxf"}
 # Containers without a fixed time origin: their timestamps are copied as they are.
 NO_ORIGIN_EXTENSIONS = {".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob"}
 
@@ -65,6 +70,15 @@ class FixResult:
     streams: int  # streams written
     chapters: int  # chapters written
     ffmpeg: str  # the binary that ran
+    drift_sec_per_min: float = 0.0  # the drift corrected (0: none)
+    conform: bool = False  # every audio track padded / trimmed to the picture
+    stream_fixes: tuple[StreamFix, ...] = ()  # what happened to each stream, in output order
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (``fix --json``)."""
+        d = asdict(self)
+        d["stream_fixes"] = [f.to_dict() for f in self.stream_fixes]
+        return d
 
 
 def _is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
@@ -165,53 +179,79 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
 
 
 def _command(
-    src: str, dst_suffix: str, shift: float, moved: set[int], keep: list[int], origin_sec: float
+    src: str,
+    dst_suffix: str,
+    shift: float,
+    moved: set[int],
+    keep: list[int],
+    origin_sec: float,
+    plans: dict[int, AudioPlan],
 ) -> list[str]:
     """ffmpeg arguments (without the output path) that copy ``src`` with the audio moved.
 
-    ``origin_sec`` is the container timestamp of file time 0 (non-zero for MPEG-TS only).
+    Streams in ``moved`` without a plan are copied from a second reading of the input whose
+    timestamps are all moved by ``shift`` (``-itsoffset``); streams with a plan are rewritten by
+    its filter chain (:mod:`.pcm_shift`); all others are copied. ``origin_sec`` is the container
+    timestamp of file time 0 (non-zero for MPEG-TS only).
     """
     # -copyts: no timestamp changes but the shift (without it ffmpeg rebases each input on its
     # own, and the two inputs of one file can end up rebased differently).
     args = ["-y", "-copyts", "-i", src]
+    copied_moves = moved - set(plans)
     second = 0
-    if abs(shift) >= MIN_SHIFT_SEC:
+    if abs(shift) >= MIN_SHIFT_SEC and copied_moves:
         args += ["-itsoffset", f"{shift:.6f}", "-i", src]
         second = 1
+    if plans:
+        graph = ";".join(f"[0:{i}]{plans[i].chain()}[rw{i}]" for i in keep if i in plans)
+        args += ["-filter_complex", graph]
+    per_stream: list[str] = []
     for out_index, i in enumerate(keep):
-        args += ["-map", f"{second if i in moved else 0}:{i}"]
-        if i in moved and shift < 0:
+        if i in plans:
+            args += ["-map", f"[rw{i}]"]
+            per_stream += [*plans[i].encoder_args(out_index), f"-map_metadata:s:{out_index}", f"0:s:{i}"]
+            continue
+        args += ["-map", f"{second if i in copied_moves else 0}:{i}"]
+        if i in copied_moves and shift < 0:
             # Packets that now start before zero belong to pictures before the video's start;
             # an edit list trims them sample-exactly, so there only those beyond a pre-roll go.
             cut = origin_sec - (EDIT_LIST_PREROLL_SEC if dst_suffix in EDIT_LIST_EXTENSIONS else 0.0)
-            args += [f"-bsf:{out_index}", f"noise=drop=lt(pts*tb\\,{cut:.6f})"]
+            per_stream += [f"-bsf:{out_index}", f"noise=drop=lt(pts*tb\\,{cut:.6f})"]
     if origin_sec and dst_suffix not in NO_ORIGIN_EXTENSIONS:
         args += ["-output_ts_offset", f"{-origin_sec:.6f}"]  # a broadcast clock becomes zero
-    return [*args, "-map_metadata", "0", "-map_chapters", "0", "-c", "copy"]
+    return [*args, "-map_metadata", "0", "-map_chapters", "0", "-c", "copy", *per_stream]
 
 
-def _check_result(
-    before: MediaInfo, after: MediaInfo, shift: float, moved: set[int], dst: str, exact_start: bool
+def _check_ends(
+    before: MediaInfo,
+    after: MediaInfo,
+    shift: float,
+    moved: set[int],
+    src: str,
+    suffix: str,
+    exact_start: bool,
 ) -> None:
-    """The written audio must sit where the shift puts it, relative to the picture.
+    """Stream-copied, moved audio must sit where the shift puts it, relative to the picture.
 
     Compared at the streams' ENDS, and at their starts where an edit list trims exactly
     (``exact_start``): elsewhere a start can legitimately move by a codec frame (a trimmed first
-    packet) while the end moves exactly.
+    packet) while the end moves exactly. (Packets are compared by :mod:`.packets`; this checks
+    the edit lists, which decide where a player plays them.)
     """
     v_in, v_out = before.video.start_sec, after.video.start_sec
     for a_in, a_out in zip(before.audio_streams, after.audio_streams, strict=True):
-        s = shift if a_in.index in moved else 0.0
-        errors = [("ends", a_out.end_sec - v_out - (a_in.end_sec - v_in + s))]
+        if a_in.index not in moved:
+            continue
+        errors = [("ends", a_out.end_sec - v_out - (a_in.end_sec - v_in + shift))]
         if exact_start:
-            errors.append(("starts", a_out.start_sec - v_out - max(a_in.start_sec + s - v_in, -v_in)))
+            errors.append(("starts", a_out.start_sec - v_out - max(a_in.start_sec + shift - v_in, -v_in)))
         for where, error in errors:
             if abs(error) > CHECK_TOLERANCE_SEC:
                 raise MediaError(
-                    f"ffmpeg did not keep the audio shift in a {Path(dst).suffix} stream copy: audio "
-                    f"stream {a_in.index} {where} {error * 1000:+.0f} ms off (a newer ffmpeg via "
-                    f"{FFMPEG_ENV} may help)",
-                    dst,
+                    f"a stream copy to {suffix} would put audio stream "
+                    f"{a_in.index} {error * 1000:+.0f} ms off where the shift puts it (it {where} "
+                    "there); nothing written",
+                    src,
                 )
 
 
@@ -222,52 +262,95 @@ def fix_offset(
     *,
     audio_stream: int | None = None,
     force: bool = False,
+    conform: bool = False,
+    drift_sec_per_min: float = 0.0,
+    reencode_audio: bool = False,
 ) -> FixResult:
-    """Write ``dst``: ``src`` with its audio moved by ``offset_sec`` (stream copy, no re-encode).
+    """Write ``dst``: ``src`` with its audio moved by ``offset_sec``, losing no packet.
 
     ``offset_sec > 0`` (audio early) delays the audio by that much; ``< 0`` advances it. All
     audio streams move together, or only the N-th (0-based) when ``audio_stream`` is given.
-    Every other stream, the chapters and the container and stream metadata are kept; the
-    output container follows ``dst``'s extension.
+    Every other stream, the chapters, the timecode and the container and stream metadata are
+    kept; the output container follows ``dst``'s extension. What happens to each stream
+    (:mod:`.fix_plan`): PCM audio is rewritten sample-exactly (silence in front for a delay,
+    samples dropped for an advance), compressed audio is stream-copied with new timestamps where
+    the container allows it (MP4/MOV trim it sample-exactly with an edit list, other containers
+    drop the packets that would start before zero) and re-encoded only with ``reencode_audio``
+    where it does not (MXF, AVI).
 
-    Advancing the audio past time zero TRIMS the audio: its first ``-offset_sec`` seconds belong
-    to pictures before the start of the video, so they are dropped and the video keeps its
-    timestamps (chapters and subtitles stay aligned with it). MP4/MOV trim sample-exactly with an
-    edit list; other containers drop the audio packets that would start before zero, so the first
-    kept sound starts up to a codec frame (~20-40 ms) after zero, still at its right time
-    (Matroska: up to two, FFmpeg re-applies the codec delay to the first packet it keeps).
-    AVI cannot start its audio at another time than its video without re-encoding: a shift to an
-    ``.avi`` output is refused. MPEG-TS input written to another container is rebased so its
-    first packet is at zero (its broadcast clock has no meaning elsewhere).
+    ``conform``: every audio track then starts with the picture and ends with it (silence padded,
+    overhang cut). ``drift_sec_per_min`` (D, > 0: the audio gets earlier along the file, as
+    ``drift_sec_per_min`` in results): the sound heard at input time t was early by
+    ``offset_sec + D*t/60``; the audio is resampled to last ``1 + D/60`` times as long (soxr),
+    back to its own rate, format and layout. Both rewrite compressed audio, so they need
+    ``reencode_audio`` for it.
 
-    The input is never modified: the result is written to a temporary file in ``dst``'s folder
-    and moved into place only when complete and checked; temporary files of earlier fixes to
-    ``dst`` that were killed before they finished are removed once a minute old
-    (:func:`remove_stale_temporaries`). Raises UsageError when ``dst`` exists
-    (unless ``force``), is ``src`` (also via a link), has no extension or is an AVI, and
-    MediaError when ``src`` cannot be read, ffmpeg fails (e.g. a codec the output container
-    cannot hold) or the written file does not have the audio where the shift puts it.
+    Before anything replaces ``dst`` the written file is demuxed and compared with the input
+    (:mod:`.packets`): every stream not moved must hold the same packets, bytes and times, moved
+    copies every packet still heard, rewritten PCM every sample (:func:`.pcm_shift.verify_samples`).
+    An input that cannot be read to its end, or whose streams end well before its header says,
+    is refused. The input is never modified; the result is written to a temporary file next to
+    ``dst`` and moved into place only when checked (stale ones of killed fixes are removed, see
+    :func:`remove_stale_temporaries`). Raises UsageError when ``dst`` exists (unless ``force``),
+    is ``src`` (also via a link), has no extension, or compressed audio would need a re-encode
+    not allowed; MediaError naming ``src`` when it cannot be read, is damaged, ffmpeg fails, or
+    the written file would not hold what the input does.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     _check_paths(src, dst, force)
     suffix = Path(dst).suffix.lower()
     shift = float(offset_sec)
-    if abs(shift) >= MIN_SHIFT_SEC and suffix in NO_SHIFT_EXTENSIONS:
-        raise UsageError(
-            f"{suffix} cannot shift the audio without re-encoding; write the fix to .mkv or .mp4", dst
-        )
+    if abs(shift) < MIN_SHIFT_SEC:
+        shift = 0.0
+    factor = retime_factor(drift_sec_per_min)
+    # MXF interleaves every track frame by frame: its muxer ends all tracks with the shortest, so a
+    # track longer than the picture is cut and one shorter cuts the picture. Moved audio there
+    # always spans the picture exactly.
+    conform = conform or (suffix in CONFORM_EXTENSIONS and bool(shift or factor))
     before = probe(src, audio_stream=audio_stream)
+    packets_in = read_packets(src)
+    origin = before.time_origin_us / 1e6
     container = open_input(src)
     try:
         audios = [s.index for s in container.streams.audio]
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
         keep = [s.index for s in container.streams if not _is_chapter_track(container, s, chapters)]
-        priming = _priming(container, moved) if shift and suffix in EDIT_LIST_EXTENSIONS else {}
+        starts = {a.index: a.start_sec for a in before.audio_streams}
+        plans: dict[int, AudioPlan] = {}
+        for i in sorted(moved):
+            plan = plan_audio(
+                container.streams[i],
+                start_sec=starts.get(i, before.video.start_sec),
+                shift=shift,
+                factor=factor,
+                video_start=before.video.start_sec,
+                video_end=before.video.end_sec,
+                raw_start=before.video.start_sec + origin,
+                conform=conform,
+                reencode=reencode_audio,
+                suffix=suffix,
+                size_bytes=packets_in[i].size,
+                src=src,
+            )
+            if plan is not None:
+                plans[i] = plan
+        copied_moves = moved - set(plans) if shift else set()
+        priming = _priming(container, copied_moves) if copied_moves and suffix in EDIT_LIST_EXTENSIONS else {}
+        if copied_moves and suffix in NO_SHIFT_EXTENSIONS:
+            raise UsageError(
+                f"{suffix} cannot shift compressed audio without re-encoding (--reencode-audio)", dst
+            )
+        records = [
+            stream_fix(
+                container.streams[i], o, plans.get(i), shift if i in copied_moves else 0.0, packets_in[i].size
+            )
+            for o, i in enumerate(keep)
+        ]
     finally:
         container.close()
 
-    args = _command(src, suffix, shift, moved, keep, before.time_origin_us / 1e6)
+    args = _command(src, suffix, shift, copied_moves, keep, origin, plans)
     remove_stale_temporaries(dst)
     # The temporary file keeps the extension: ffmpeg picks the muxer from it.
     try:
@@ -277,13 +360,20 @@ def fix_offset(
             for out_index, i in enumerate(keep):
                 if priming.get(i):
                     skip_priming(tmp, out_index, priming[i])
-            after = probe(tmp, audio_stream=audio_stream)
-            _check_result(before, after, shift, moved, dst, suffix in EDIT_LIST_EXTENSIONS)
-            written = open_input(tmp)
-            try:
-                streams, chapters_out = len(written.streams), len(written.chapters())
-            finally:
-                written.close()
+            streams, chapters_out = _verify(
+                src,
+                tmp,
+                suffix,
+                before,
+                packets_in,
+                keep,
+                moved,
+                copied_moves,
+                plans,
+                shift,
+                origin,
+                audio_stream,
+            )
     except OSError as e:
         raise MediaError(f"cannot write the output: {e.strerror or e}", dst) from e
     trimmed = 0.0
@@ -299,4 +389,73 @@ def fix_offset(
         streams=streams,
         chapters=chapters_out,
         ffmpeg=find_ffmpeg(),
+        drift_sec_per_min=float(drift_sec_per_min or 0.0),
+        conform=conform,
+        stream_fixes=tuple(records),
     )
+
+
+def _verify(
+    src: str,
+    tmp: str,
+    suffix: str,
+    before: MediaInfo,
+    packets_in: dict[int, StreamPackets],
+    keep: list[int],
+    moved: set[int],
+    copied_moves: set[int],
+    plans: dict[int, AudioPlan],
+    shift: float,
+    origin: float,
+    audio_stream: int | None,
+) -> tuple[int, int]:
+    """Prove the written file ``tmp`` holds what it should (module doc); (streams, chapters).
+
+    Every message names the INPUT: the temporary file is an implementation detail.
+    """
+    try:
+        after = probe(tmp, audio_stream=audio_stream)
+        packets_out = read_packets(tmp, check_complete=False)
+        written = open_input(tmp)
+        try:
+            streams, chapters_out = len(written.streams), len(written.chapters())
+        finally:
+            written.close()
+    except MediaError as e:
+        raise MediaError(f"the fixed copy cannot be read back ({e.cause}); nothing written", src) from e
+    if streams != len(keep):
+        raise MediaError(f"the fixed copy has {streams} streams instead of {len(keep)}; nothing written", src)
+    rebase = (
+        Fraction(-origin).limit_denominator(10**6)
+        if origin and suffix not in NO_ORIGIN_EXTENSIONS
+        else Fraction(0)
+    )
+    kept = [
+        (i, o) for o, i in enumerate(keep) if i not in moved or (i not in plans and i not in copied_moves)
+    ]
+    verify_kept(packets_in, packets_out, kept, time_shift=rebase, src=src)
+    for o, i in enumerate(keep):
+        if i in copied_moves:
+            why = compare_moved_copy(
+                packets_in[i], packets_out[o], Fraction(shift).limit_denominator(10**6) + rebase
+            )
+            if why:
+                raise MediaError(f"the moved audio stream {i} would be damaged ({why}); nothing written", src)
+        elif i in plans:
+            verify_samples(src, tmp, plans[i], o, src)
+            start = packets_out[o].first_pts
+            v_out = packets_out[keep.index(before.video.index)].first_pts
+            tol = Fraction(1, plans[i].sample_rate) + packets_out[o].time_base
+            if (
+                start is not None
+                and v_out is not None
+                and abs(start - v_out) > tol + packets_out[o].time_base
+            ):
+                raise MediaError(
+                    f"the rewritten audio stream {i} would start at {float(start):.6f} s, not with "
+                    f"the picture at {float(v_out):.6f} s; nothing written",
+                    src,
+                )
+    if copied_moves:
+        _check_ends(before, after, shift, copied_moves, src, suffix, suffix in EDIT_LIST_EXTENSIONS)
+    return streams, chapters_out
