@@ -356,7 +356,10 @@ def fix_offset(
     try:
         with atomic_path(os.path.abspath(dst), keep_extension=True) as tmp_path:
             tmp = os.fspath(tmp_path)
-            run_ffmpeg([*args, tmp], src)
+            try:
+                run_ffmpeg([*args, tmp], src)
+            except MediaError as e:  # ffmpeg's words may name the temporary file: the output, to a user
+                raise MediaError(e.cause.replace(tmp, Path(dst).name), src) from e
             for out_index, i in enumerate(keep):
                 if priming.get(i):
                     skip_priming(tmp, out_index, priming[i])
