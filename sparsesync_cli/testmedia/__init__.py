@@ -1,0 +1,1 @@
+"""Synthetic media with known truth, for avsync's tests and benchmarks (not used by the tool itself)."""
