@@ -177,25 +177,42 @@ def compare_kept(before: StreamPackets, after: StreamPackets, shift: Fraction = 
     return None
 
 
-def compare_moved_copy(before: StreamPackets, after: StreamPackets, shift: Fraction) -> str | None:
+def compare_moved_copy(
+    before: StreamPackets,
+    after: StreamPackets,
+    shift: Fraction,
+    *,
+    exact_cut: bool,
+    slack: int = 0,
+    zero: Fraction = Fraction(0),
+) -> str | None:
     """Why a stream-copied, moved audio stream lost something; None when it holds all it should.
 
-    The output must hold a run of the input's packets that ends with the input's last one and
-    starts no later than the first packet still heard after the shift (its end after time 0),
-    each moved by ``shift`` seconds.
+    The output must hold a run of the input's packets that ends with the input's last one, each
+    moved by ``shift`` seconds, and starts no later than the first packet still heard after the
+    shift: with ``exact_cut`` (an edit list trims inside a packet) the first whose END is after
+    time 0, else the first that STARTS at or after 0 (a container without edit lists cannot play
+    part of a packet; ``slack`` more packets may go where the muxer moves the first one by the
+    codec delay, as FFmpeg's Matroska muxer does). ``zero`` is file time 0 on the input's clock
+    (a broadcast clock's origin).
     """
     if before.pcm or after.pcm:
         return None  # PCM is never moved by a copy: it is rewritten (see pcm_shift)
     if not after.count:
         return "no packets"
-    heard = next(
-        (k for k, p in enumerate(before.pts) if p is None or p + shift + _dur(before, k) > 0), before.count
-    )
+
+    def heard(k: int) -> bool:
+        p = before.pts[k]
+        if p is None:
+            return True
+        return p + shift + _dur(before, k) > zero if exact_cut else p + shift >= zero
+
+    first_heard = next((k for k in range(before.count) if heard(k)), before.count)
     first = before.count - after.count
     if first < 0 or before.digests[first:] != after.digests:
         return "its packets are not the input's"
-    if first > heard:
-        return f"lost {first - heard} packet(s) still heard after the shift"
+    if first > first_heard + slack:
+        return f"lost {first - first_heard} packet(s) still heard after the shift"
     tol = before.time_base / 2 + after.time_base / 2 + Fraction(1, 10**9)
     for k, p1 in enumerate(after.pts):
         p0 = before.pts[first + k]

@@ -51,6 +51,9 @@ STALE_TEMP_SEC = 60.0
 LEGACY_TEMP_MARK = ".avsync-tmp"  # avsync 0.1.0 named them .NAME.XXXXXXXX.avsync-tmp.EXT
 # Containers that cannot start one stream later than another without re-encoding.
 NO_SHIFT_EXTENSIONS = {".avi"}
+# Muxers that move a copied track's first packet by its codec delay, so a packet starting just
+# after zero can land before it and go (Matroska/WebM): this many more packets may go.
+CODEC_DELAY_SLACK = {".mkv": 1, ".mka": 1, ".webm": 1}
 # Containers whose tracks must all span the picture (see fix_offset).
 CONFORM_EXTENSIONS = {".mxf"}
 # Containers without a fixed time origin: their timestamps are copied as they are.
@@ -422,17 +425,21 @@ def _verify(
         written = open_input(tmp)
         try:
             streams, chapters_out = len(written.streams), len(written.chapters())
+            extra = [s for s in written.streams if s.index >= len(keep)]
+            if any(not _is_chapter_track(written, s, chapters_out) for s in extra):
+                raise MediaError(f"it has {streams} streams instead of {len(keep)}")
         finally:
             written.close()
     except MediaError as e:
         raise MediaError(f"the fixed copy cannot be read back ({e.cause}); nothing written", src) from e
-    if streams != len(keep):
-        raise MediaError(f"the fixed copy has {streams} streams instead of {len(keep)}; nothing written", src)
-    rebase = (
-        Fraction(-origin).limit_denominator(10**6)
-        if origin and suffix not in NO_ORIGIN_EXTENSIONS
-        else Fraction(0)
-    )
+    # A kept packet must play at the same time relative to the picture. MP4, MOV, MKV, MXF: at
+    # the same file time, a broadcast clock (MPEG-TS/PS input) rebased to zero; an MPEG-TS/PS
+    # output gets a clock of its muxer's choosing, so there the picture's first packet sets it.
+    rebase = Fraction(-before.time_origin_us, 10**6) if origin else Fraction(0)
+    if suffix in NO_ORIGIN_EXTENSIONS:
+        v = before.video.index
+        v0_in, v0_out = packets_in[v].first_pts, packets_out[keep.index(v)].first_pts
+        rebase = v0_out - v0_in if v0_in is not None and v0_out is not None else Fraction(0)
     kept = [
         (i, o) for o, i in enumerate(keep) if i not in moved or (i not in plans and i not in copied_moves)
     ]
@@ -440,7 +447,12 @@ def _verify(
     for o, i in enumerate(keep):
         if i in copied_moves:
             why = compare_moved_copy(
-                packets_in[i], packets_out[o], Fraction(shift).limit_denominator(10**6) + rebase
+                packets_in[i],
+                packets_out[o],
+                Fraction(shift).limit_denominator(10**6) + rebase,
+                exact_cut=suffix in EDIT_LIST_EXTENSIONS,
+                slack=CODEC_DELAY_SLACK.get(suffix, 0),
+                zero=Fraction(before.time_origin_us, 10**6) + rebase,
             )
             if why:
                 raise MediaError(f"the moved audio stream {i} would be damaged ({why}); nothing written", src)
