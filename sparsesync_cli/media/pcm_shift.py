@@ -232,6 +232,7 @@ def verify_samples(src: str, written: str, plan: AudioPlan, out_index: int, show
     slack = RETIME_TOLERANCE_SAMPLES if plan.pcm else 2 * 2048  # a codec frame, padding included
     if abs(n_out - want) > slack:
         raise MediaError(
-            f"the rewritten audio stream {plan.index} holds {n_out} samples instead of {want}; nothing written",
+            f"the rewritten audio stream {plan.index} holds {n_out} samples instead of {want}; "
+            "nothing written",
             shown,
         )
