@@ -458,17 +458,13 @@ def _verify(
                 raise MediaError(f"the moved audio stream {i} would be damaged ({why}); nothing written", src)
         elif i in plans:
             verify_samples(src, tmp, plans[i], o, src)
-            start = packets_out[o].first_pts
-            v_out = packets_out[keep.index(before.video.index)].first_pts
-            tol = Fraction(1, plans[i].sample_rate) + packets_out[o].time_base
-            if (
-                start is not None
-                and v_out is not None
-                and abs(start - v_out) > tol + packets_out[o].time_base
-            ):
+            # Where it PLAYS (first decoded sample: an encoder's priming skipped) against the picture.
+            start = next(a.start_sec for a in after.audio_streams if a.index == o)
+            tol = 1 / plans[i].sample_rate + float(packets_out[o].time_base)
+            if abs(start - after.video.start_sec) > tol:
                 raise MediaError(
-                    f"the rewritten audio stream {i} would start at {float(start):.6f} s, not with "
-                    f"the picture at {float(v_out):.6f} s; nothing written",
+                    f"the rewritten audio stream {i} would start at {start:.6f} s, not with "
+                    f"the picture at {after.video.start_sec:.6f} s; nothing written",
                     src,
                 )
     if copied_moves:
