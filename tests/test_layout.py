@@ -1,4 +1,4 @@
-"""The package map in the README holds: each part imports only what the map says it may."""
+"""The package map in docs/development.md holds: each part imports only what the map says it may."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sparsesync_cli"
 
-# part -> the parts it may import (names as in the README's "Development" map).
+# part -> the parts it may import (names as in the package map of docs/development.md).
 MAY_IMPORT = {
     "checkpoints": {"errors", "atomic", "families", "__init__"},
     "analysis": {"clock", "errors", "families", "media", "features", "sync_model", "heap"},
