@@ -22,6 +22,7 @@ would only keep what FFmpeg can read.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from collections.abc import Iterable
@@ -112,9 +113,10 @@ def read_packets(
                     last = pts
         except (av.FFmpegError, OSError, ValueError) as exc:
             where = f" after {float(last):.2f} s" if last is not None else ""
-            raise MediaError(
-                f"damaged: the file cannot be read to its end{where} ({av_cause(exc)})", shown
-            ) from exc
+            cause = av_cause(exc)
+            if getattr(exc, "errno", None) == errno.ENOMEM:
+                cause = "a packet claims more memory than any file holds: a damaged sample table?"
+            raise MediaError(f"damaged: the file cannot be read to its end{where} ({cause})", shown) from exc
         declared = {s.index: _declared_end(s) for s in container.streams}
     finally:
         container.close()
@@ -173,7 +175,7 @@ def compare_kept(before: StreamPackets, after: StreamPackets, shift: Fraction = 
             return f"packet {k} has other bytes"
     for k, (p0, p1) in enumerate(zip(before.pts, after.pts, strict=True)):
         if not _same_time(_plus(p0, shift), p1, tol):
-            return f"packet {k} is at {_secs(p1)} instead of {_secs(_plus(p0, shift))}"
+            return f"packet {k} would play at {_secs(p1)} instead of {_secs(_plus(p0, shift))}"
     return None
 
 
@@ -254,5 +256,7 @@ def verify_kept(
         why = compare_kept(before[i], after[o], time_shift)
         if why:
             raise MediaError(
-                f"the fix would change {before[i].kind} stream {i} ({why}); nothing written", src
+                f"a copy cannot keep its {before[i].kind} stream {i} as it is ({why}: damaged packets "
+                "or timestamps?); nothing written",
+                src,
             )

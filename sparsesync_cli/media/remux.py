@@ -455,7 +455,11 @@ def _verify(
                 zero=Fraction(before.time_origin_us, 10**6) + rebase,
             )
             if why:
-                raise MediaError(f"the moved audio stream {i} would be damaged ({why}); nothing written", src)
+                raise MediaError(
+                    f"a copy cannot move its audio stream {i} intact ({why}: damaged packets or "
+                    "timestamps?); nothing written",
+                    src,
+                )
         elif i in plans:
             verify_samples(src, tmp, plans[i], o, src)
             # Where it PLAYS (first decoded sample: an encoder's priming skipped) against the picture.
