@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import UsageError
-from .pcm_shift import LOSSLESS, AudioPlan, encoder_for, source_bitrate
+from .pcm_shift import LOSSLESS, AudioPlan, encoder_for
 
 # Containers that play every track from the start of the file: no track can start later than
 # another nor be cut inside a packet by a stream copy.
@@ -96,7 +96,6 @@ def plan_audio(
     conform: bool,
     reencode: bool,
     suffix: str,
-    size_bytes: int,
     src: str,
 ) -> AudioPlan | None:
     """How to write moved audio ``stream`` (None: a stream copy with new timestamps will do).
@@ -135,8 +134,8 @@ def plan_audio(
     delay = round((Fraction(shift) + r * Fraction(start_sec) - Fraction(video_start)) * rate)
     length = round((video_end - video_start) * rate) if conform else None
     bitrate = None
-    if not pcm and codec not in LOSSLESS:
-        bitrate = source_bitrate(stream, size_bytes, max(video_end - video_start, 1e-3))
+    if not pcm and codec not in LOSSLESS:  # the header's; raised to the measured one once read
+        bitrate = int(stream.bit_rate or 0)
     return AudioPlan(
         index=stream.index,
         codec=codec,

@@ -31,6 +31,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import MediaError
+from .pcm_shift import SampleDigest, interleaved
 from .probe import av_cause, demux, open_input
 
 # A stream ending this much before its header's duration says means the file is damaged
@@ -67,12 +68,17 @@ class StreamPackets:
 
 
 def read_packets(
-    path: str, *, name: str | None = None, check_complete: bool = True
+    path: str,
+    *,
+    name: str | None = None,
+    check_complete: bool = True,
+    samples: dict[int, SampleDigest] | None = None,
 ) -> dict[int, StreamPackets]:
     """Demux every stream of ``path`` to the end: per stream its packets' digests and times.
 
     A demux error raises MediaError naming ``name`` (default ``path``): the file is damaged
-    from that point on. Packets without payload (flush packets) are not counted.
+    from that point on. Packets without payload (flush packets) are not counted. The audio
+    streams named in ``samples`` are decoded in the same pass, every frame fed to its digest.
     """
     import av
 
@@ -90,23 +96,26 @@ def read_packets(
         }
         for sp in out.values():
             if sp.pcm:
-                sp.stream_hash = hashlib.blake2b(digest_size=16)
+                sp.stream_hash = hashlib.sha256()
         last: Fraction | None = None
         try:
             for packet in demux(container, list(container.streams)):
+                digest = samples.get(packet.stream.index) if samples else None
+                if digest is not None:  # the flush packet at the end (size 0) drains the decoder
+                    for frame in packet.decode():
+                        digest.feed(interleaved(frame))
                 if packet.size == 0:
                     continue
                 sp = out[packet.stream.index]
                 tb = Fraction(packet.time_base) if packet.time_base else sp.time_base
                 ts = packet.pts if packet.pts is not None else packet.dts
                 pts = ts * tb if ts is not None else None
-                data = bytes(packet)
                 sp.pts.append(pts)
-                sp.size += len(data)
-                if sp.pcm:
-                    sp.stream_hash.update(data)
+                sp.size += packet.size
+                if sp.pcm:  # hashed from the packet's own buffer: no copy of the data
+                    sp.stream_hash.update(packet)
                 else:
-                    sp.digests.append(hashlib.blake2b(data, digest_size=16).digest())
+                    sp.digests.append(hashlib.sha256(packet).digest()[:16])
                 if pts is not None:
                     end = pts + (packet.duration or 0) * tb
                     sp.end = end if sp.end is None else max(sp.end, end)

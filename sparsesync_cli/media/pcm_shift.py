@@ -15,14 +15,15 @@ track: a track whose offset grows by D seconds per minute is resampled by SoX's 
 rate, sample format and channel layout. Compressed audio goes the same way only when the user
 allows a re-encode (same codec, a bitrate at least the source's).
 
-:func:`verify_samples` decodes both files and proves that a rewritten PCM track holds exactly the
-input's samples, moved by the planned count.
+:class:`SampleDigest` and :func:`verify_samples` prove, in the one pass over each file that
+compares packets, that a rewritten PCM track holds exactly the input's samples, moved by the
+planned count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -30,7 +31,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import MediaError
-from .probe import av_cause, open_input
 
 RESAMPLE_PRECISION_BITS = 28  # soxr "very high quality" (20 is its default)
 # The retime factor is applied as a ratio of two integer rates: the source rate times this,
@@ -109,130 +109,105 @@ def source_bitrate(stream: Any, size_bytes: int, duration_sec: float) -> int:
     return max(int(stream.bit_rate or 0), measured)
 
 
-def _interleaved(frame: Any) -> np.ndarray:
+def interleaved(frame: Any) -> np.ndarray:
+    """A decoded audio frame's samples, interleaved, in one canonical dtype (for hashing)."""
     arr = frame.to_ndarray()
-    return arr.T.reshape(-1) if frame.format.is_planar else arr.reshape(-1)
+    flat = arr.T.reshape(-1) if frame.format.is_planar else arr.reshape(-1)
+    if flat.dtype.kind in "iu":
+        return flat.astype("<i8" if flat.dtype.itemsize > 4 else "<i4", copy=False)
+    return flat.astype("<f8", copy=False)
 
 
-def _samples(path: str, index: int) -> Iterator[np.ndarray]:
-    """Every decoded sample of one stream, interleaved, in file order."""
-    container = open_input(path)
-    try:
-        stream = container.streams[index]
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                yield _interleaved(frame)
-    finally:
-        container.close()
+class SampleDigest:
+    """A running hash of an audio stream's decoded samples, optionally as a plan rewrites them.
 
-
-def _expected(src: str, plan: AudioPlan) -> Iterator[np.ndarray]:
-    """The samples the rewritten stream must hold: the input's, shifted, padded and trimmed."""
-    ch = plan.channels
-    left = None if plan.length_samples is None else plan.length_samples * ch
-    skip = max(0, -plan.delay_samples) * ch
-
-    def emit(a: np.ndarray) -> Iterator[np.ndarray]:
-        nonlocal left
-        if left is not None:
-            a = a[:left]
-            left -= len(a)
-        if len(a):
-            yield a
-
-    dtype = None
-    if plan.delay_samples > 0:
-        first = next(_samples(src, plan.index), np.zeros(0, np.int32))
-        dtype = first.dtype
-        yield from emit(np.zeros(plan.delay_samples * ch, dtype))
-    for a in _samples(src, plan.index):
-        dtype = a.dtype
-        if skip:
-            cut = min(skip, len(a))
-            a, skip = a[cut:], skip - cut
-        yield from emit(a)
-    if left:
-        yield np.zeros(left, dtype or np.int32)
-
-
-def _first_difference(a: Iterator[np.ndarray], b: Iterator[np.ndarray]) -> tuple[int | None, int, int]:
-    """(index of the first differing value or None, values in a, values in b)."""
-    buf_a, buf_b = np.zeros(0), np.zeros(0)
-    na = nb = done = 0
-    ea = eb = False
-    while True:
-        while len(buf_a) < 65536 and not ea:
-            nxt = next(a, None)
-            if nxt is None:
-                ea = True
-            else:
-                buf_a = np.concatenate([buf_a, nxt]) if len(buf_a) else nxt
-                na += len(nxt)
-        while len(buf_b) < 65536 and not eb:
-            nxt = next(b, None)
-            if nxt is None:
-                eb = True
-            else:
-                buf_b = np.concatenate([buf_b, nxt]) if len(buf_b) else nxt
-                nb += len(nxt)
-        n = min(len(buf_a), len(buf_b))
-        if n:
-            bad = np.flatnonzero(buf_a[:n] != buf_b[:n])
-            if len(bad):
-                return done + int(bad[0]), na, nb
-            buf_a, buf_b, done = buf_a[n:], buf_b[n:], done + n
-        if (ea and not len(buf_a)) or (eb and not len(buf_b)):
-            while not ea:
-                nxt = next(a, None)
-                ea = nxt is None
-                na += 0 if nxt is None else len(nxt)
-            while not eb:
-                nxt = next(b, None)
-                eb = nxt is None
-                nb += 0 if nxt is None else len(nxt)
-            return None, na, nb
-
-
-def verify_samples(src: str, written: str, plan: AudioPlan, out_index: int, shown: str | os.PathLike) -> None:
-    """Prove the rewritten stream ``out_index`` of ``written`` is what ``plan`` makes of ``src``.
-
-    PCM (not retimed): every sample equal, bit for bit, and none missing or extra. Retimed or
-    re-encoded audio cannot be compared sample by sample; its length is checked (to a sample for
-    PCM, to a codec frame otherwise). Raises one-line MediaError naming ``shown`` (the input).
+    Fed every decoded frame of a stream in file order (by :func:`.packets.read_packets`, in the
+    same pass that compares packets). With a ``plan`` it hashes what the rewritten stream must
+    hold: ``delay`` samples of silence in front, or the first ``-delay`` dropped, then cut or
+    padded to ``length``; without, exactly what it is fed. Two digests are equal when the
+    sequences are equal, value for value, so one pass over each file proves a PCM rewrite
+    sample-exact without holding the audio in memory.
     """
-    import av
 
-    ch = plan.channels
-    try:
-        if plan.pcm and plan.factor is None:
-            where, n_exp, n_out = _first_difference(_expected(src, plan), _samples(written, out_index))
-            if where is not None:
-                raise MediaError(
-                    f"the rewritten audio stream {plan.index} differs from the input at sample "
-                    f"{where // ch}; nothing written",
-                    shown,
-                )
-            if n_exp != n_out:
-                raise MediaError(
-                    f"the rewritten audio stream {plan.index} holds {n_out // ch} samples instead of "
-                    f"{n_exp // ch}; nothing written",
-                    shown,
-                )
-            return
-        n_in = sum(len(a) for a in _samples(src, plan.index)) // ch
-        n_out = sum(len(a) for a in _samples(written, out_index)) // ch
-    except av.FFmpegError as exc:
-        raise MediaError(
-            f"the rewritten audio stream {plan.index} cannot be read back ({av_cause(exc)})", shown
-        ) from exc
+    def __init__(self, channels: int, plan: AudioPlan | None = None) -> None:
+        self.channels = channels
+        self.values = 0  # values hashed (samples x channels)
+        self.fed = 0  # values fed
+        self._hash = hashlib.sha256()
+        delay = plan.delay_samples if plan is not None and plan.factor is None else 0
+        self._zeros = max(0, delay) * channels  # silence still to put in front
+        self._skip = max(0, -delay) * channels
+        self._left = None
+        if plan is not None and plan.factor is None and plan.length_samples is not None:
+            self._left = plan.length_samples * channels
+        self._dtype: np.dtype | None = None
+
+    def _put(self, a: np.ndarray) -> None:
+        if self._left is not None:
+            a = a[: self._left]
+            self._left -= len(a)
+        if len(a):
+            self._hash.update(a.tobytes())
+            self.values += len(a)
+
+    def feed(self, a: np.ndarray) -> None:
+        self.fed += len(a)
+        if self._dtype is None:
+            self._dtype = a.dtype
+        if self._zeros:
+            self._put(np.zeros(self._zeros, a.dtype))
+            self._zeros = 0
+        if self._skip:
+            cut = min(self._skip, len(a))
+            a, self._skip = a[cut:], self._skip - cut
+        self._put(a)
+
+    def finish(self) -> tuple[bytes, int]:
+        """(digest, samples per channel) once the stream has ended: padding added."""
+        dtype = self._dtype or np.dtype("<i4")
+        if self._zeros:
+            self._put(np.zeros(self._zeros, dtype))
+            self._zeros = 0
+        while self._left:
+            self._put(np.zeros(min(self._left, 1 << 20), dtype))
+        return self._hash.digest(), self.values // self.channels
+
+
+def verify_samples(
+    plan: AudioPlan, expected: SampleDigest, written: SampleDigest, shown: str | os.PathLike
+) -> None:
+    """Prove a rewritten stream is what ``plan`` makes of the input's, or raise MediaError.
+
+    ``expected`` was fed the input stream (with ``plan``), ``written`` the output stream. PCM
+    not retimed: every sample equal, bit for bit, none missing or extra. Retimed or re-encoded
+    audio cannot be compared sample by sample; its length is checked (to
+    RETIME_TOLERANCE_SAMPLES for PCM, to a codec frame otherwise).
+    """
+    want_digest, want = expected.finish()
+    got_digest, got = written.finish()
+    if plan.pcm and plan.factor is None:
+        if got != want:
+            raise MediaError(
+                f"the rewritten audio stream {plan.index} would hold {got} samples instead of {want}; "
+                "nothing written",
+                shown,
+            )
+        if got_digest != want_digest:
+            raise MediaError(
+                f"the rewritten audio stream {plan.index} would not hold the input's samples; "
+                "nothing written",
+                shown,
+            )
+        return
+    n_in = expected.fed // expected.channels
     factor = plan.factor or Fraction(1)
     want = round(n_in * factor) + plan.delay_samples
     if plan.length_samples is not None:
         want = plan.length_samples
     slack = RETIME_TOLERANCE_SAMPLES if plan.pcm else 2 * 2048  # a codec frame, padding included
-    if abs(n_out - want) > slack:
+    if abs(got - want) > slack:
         raise MediaError(
-            f"the rewritten audio stream {plan.index} holds {n_out} samples instead of {want}; "
+            f"the rewritten audio stream {plan.index} would hold {got} samples instead of {want}; "
             "nothing written",
             shown,
         )

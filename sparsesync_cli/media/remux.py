@@ -19,7 +19,7 @@ import os
 import re
 import stat
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from .ffmpeg import find_ffmpeg, run_ffmpeg
 from .fix_plan import StreamFix, plan_audio, retime_factor, stream_fix
 from .mp4_edits import skip_priming
 from .packets import StreamPackets, compare_moved_copy, read_packets, verify_kept
-from .pcm_shift import AudioPlan, verify_samples
+from .pcm_shift import AudioPlan, SampleDigest, source_bitrate, verify_samples
 from .probe import MediaInfo, open_input, probe
 
 MIN_SHIFT_SEC = 1e-6  # ffmpeg's time options have microsecond resolution
@@ -49,8 +49,6 @@ EDIT_LIST_PREROLL_SEC = 0.5
 # often than once a minute, so a younger one may belong to a fix still at work).
 STALE_TEMP_SEC = 60.0
 LEGACY_TEMP_MARK = ".avsync-tmp"  # avsync 0.1.0 named them .NAME.XXXXXXXX.avsync-tmp.EXT
-# Containers that cannot start one stream later than another without re-encoding.
-NO_SHIFT_EXTENSIONS = {".avi"}
 # Muxers that move a copied track's first packet by its codec delay, so a packet starting just
 # after zero can land before it and go (Matroska/WebM): this many more packets may go.
 CODEC_DELAY_SLACK = {".mkv": 1, ".mka": 1, ".webm": 1}
@@ -311,7 +309,6 @@ def fix_offset(
     # always spans the picture exactly.
     conform = conform or (suffix in CONFORM_EXTENSIONS and bool(shift or factor))
     before = probe(src, audio_stream=audio_stream)
-    packets_in = read_packets(src)
     origin = before.time_origin_us / 1e6
     container = open_input(src)
     try:
@@ -333,17 +330,19 @@ def fix_offset(
                 conform=conform,
                 reencode=reencode_audio,
                 suffix=suffix,
-                size_bytes=packets_in[i].size,
                 src=src,
             )
             if plan is not None:
                 plans[i] = plan
+        # One pass over the input: its packets (is it whole?) and the samples each rewrite must hold.
+        expected = {i: SampleDigest(p.channels, p) for i, p in plans.items()}
+        packets_in = read_packets(src, samples=expected)
+        for i, p in plans.items():
+            if p.bitrate is not None:  # a re-encode: at least the bitrate the source really uses
+                size, span = packets_in[i].size, max(before.video.end_sec - before.video.start_sec, 1e-3)
+                plans[i] = replace(p, bitrate=source_bitrate(container.streams[i], size, span))
         copied_moves = moved - set(plans) if shift else set()
         priming = _priming(container, copied_moves) if copied_moves and suffix in EDIT_LIST_EXTENSIONS else {}
-        if copied_moves and suffix in NO_SHIFT_EXTENSIONS:
-            raise UsageError(
-                f"{suffix} cannot shift compressed audio without re-encoding (--reencode-audio)", dst
-            )
         records = [
             stream_fix(
                 container.streams[i], o, plans.get(i), shift if i in copied_moves else 0.0, packets_in[i].size
@@ -372,6 +371,7 @@ def fix_offset(
                 suffix,
                 before,
                 packets_in,
+                expected,
                 keep,
                 moved,
                 copied_moves,
@@ -407,6 +407,7 @@ def _verify(
     suffix: str,
     before: MediaInfo,
     packets_in: dict[int, StreamPackets],
+    expected: dict[int, SampleDigest],
     keep: list[int],
     moved: set[int],
     copied_moves: set[int],
@@ -421,7 +422,8 @@ def _verify(
     """
     try:
         after = probe(tmp, audio_stream=audio_stream)
-        packets_out = read_packets(tmp, check_complete=False)
+        written_samples = {keep.index(i): SampleDigest(p.channels) for i, p in plans.items()}
+        packets_out = read_packets(tmp, check_complete=False, samples=written_samples)
         written = open_input(tmp)
         try:
             streams, chapters_out = len(written.streams), len(written.chapters())
@@ -461,7 +463,7 @@ def _verify(
                     src,
                 )
         elif i in plans:
-            verify_samples(src, tmp, plans[i], o, src)
+            verify_samples(plans[i], expected[i], written_samples[o], src)
             # Where it PLAYS (first decoded sample: an encoder's priming skipped) against the picture.
             start = next(a.start_sec for a in after.audio_streams if a.index == o)
             tol = 1 / plans[i].sample_rate + float(packets_out[o].time_base)
