@@ -113,7 +113,10 @@ def lag_ms(samples: np.ndarray, reference, at: float) -> float:
     return best[1] * 1000
 
 
-@pytest.mark.parametrize(("seconds", "probes"), [(8, (1.0, 4.0, 7.0))])
+@pytest.mark.parametrize(
+    ("seconds", "probes"),
+    [(8, (1.0, 4.0, 7.0)), pytest.param(60, (2.0, 30.0, 57.0), marks=pytest.mark.slow)],  # issue 21's take
+)
 def test_drift_is_retimed_to_a_millisecond(tmp_path: Path, seconds: int, probes: tuple[float, ...]) -> None:
     """Audio that runs 0.5 % fast (+0.3 s/min) plays in sync again after --drift 0.3."""
     spec = MasterSpec(kind="prores_mov", rate="25", frames=25 * seconds, pcm_tracks=1, audio_speed=1.005)
@@ -226,3 +229,33 @@ def test_retime_factor_sign() -> None:
     assert retime_factor(0.0) is None
     with pytest.raises(UsageError):
         retime_factor(45.0)
+
+
+def test_the_fix_command_reports_each_stream_and_takes_the_master_options(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from sparsesync_cli.cli import app
+
+    m = make_master(tmp_path, MasterSpec(kind="prores_mov", rate="25", frames=25, pcm_tracks=2))
+    out = tmp_path / "out.mov"
+
+    def run(*args: object):
+        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+
+    res = run("fix", m.path, "-o", out, "--offset", "-0.2", "--conform", "--drift", "0.3", "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["applied"] and d["conform"] is True and d["drift_sec_per_min"] == 0.3
+    fixes = {f["stream"]: f for f in d["stream_fixes"]}
+    assert fixes[0]["action"] == "kept" and fixes[0]["kind"] == "video"
+    assert fixes[1]["action"] == fixes[2]["action"] == "rewritten"
+    assert fixes[1]["retime_factor"] == pytest.approx(1.005)
+    assert video_packets(out) == video_packets(m.path)
+    for start, samples in audio_tracks(out):  # conformed: the picture's 1 s exactly
+        assert start == 0.0 and len(samples) == SAMPLE_RATE
+    res = run("fix", m.path, "-o", tmp_path / "b.mov", "--offset", "0.4")
+    assert res.exit_code == 0 and "audio 1-2 (pcm_s24le): rewritten, delayed 19200 samples" in res.output
+    res = run("fix", m.path, "-o", tmp_path / "c.mov", "--drift", "0.3")
+    assert res.exit_code == 2 and "--drift needs --offset" in res.output

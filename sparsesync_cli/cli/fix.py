@@ -223,6 +223,19 @@ def _report_fix(
             else ""
         )
         out.print(f"wrote {output}: {decision.action}{trimmed}", markup=False, soft_wrap=True)
-        for f in done.stream_fixes:
-            if f.action != "kept":
-                out.print(f"  {f.words}", markup=False, soft_wrap=True)
+        for line in _stream_lines(done):
+            out.print(f"  {line}", markup=False, soft_wrap=True)
+
+
+def _stream_lines(done: FixResult) -> list[str]:
+    """One line per run of streams that were changed alike: "audio 1-8 (pcm_s24le): rewritten, ..."."""
+    runs: list[tuple[str, int, int, str]] = []  # kind, first, last, words after the index
+    for f in done.stream_fixes:
+        if f.action == "kept":
+            continue
+        rest = f.words.split(" ", 2)[2]
+        if runs and runs[-1][0] == f.kind and runs[-1][2] == f.stream - 1 and runs[-1][3] == rest:
+            runs[-1] = (f.kind, runs[-1][1], f.stream, rest)
+        else:
+            runs.append((f.kind, f.stream, f.stream, rest))
+    return [f"{k} {a}{f'-{b}' if b > a else ''} {rest}" for k, a, b, rest in runs]
