@@ -214,7 +214,7 @@ def _report_fix(
         out.print(summary_line(measured), markup=False, soft_wrap=True)
     if not decision.apply:
         out.print(f"not fixed: {decision.reason}", markup=False, soft_wrap=True)
-    elif dry_run:
+    elif dry_run or done is None:
         out.print(f"dry run: would write {output} with {decision.action}", markup=False, soft_wrap=True)
     else:
         trimmed = (

@@ -142,7 +142,7 @@ def remove_stale_temporaries(dst: str | os.PathLike, older_than_sec: float = STA
     dst = os.fspath(dst)
     folder = os.path.dirname(os.path.abspath(dst))
     pattern = _temp_names(dst)
-    removed = []
+    removed: list[str] = []
     now = time.time()
     try:
         entries = list(os.scandir(folder))
