@@ -23,9 +23,11 @@ FFMPEG_ENV = "AVSYNC_FFMPEG"  # path of the ffmpeg binary to use, overriding the
 _GENERIC = re.compile(
     r"^(Conversion failed!|Exiting normally.*|Error opening output files?\b.*|Error initializing.*|"
     r"Could not write header.*|Error while opening encoder.*|Terminating thread.*|Nothing was written.*|"
-    r"Task finished with error code.*|Error writing trailer.*|.*Unknown error occurred\.?)$",
+    r"Task finished with error code.*|Error writing trailer.*|.*Unknown error occurred\.?|"
+    r"Error sending frames to consumers.*|Error while filtering.*)$",
     re.IGNORECASE,
 )
+_SAYS_MOST = re.compile(r"^(Could not write header|Error (opening|initializing|while opening encoder)).*")
 _PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[mp4 @ 0x55d0c0ffee00] "
 
 
@@ -89,7 +91,9 @@ def last_meaningful_line(stderr: str) -> str:
     for line in reversed(lines):
         if not _GENERIC.match(line):
             return _readable(line)
-    return _readable(lines[-1]) if lines else "no error message"
+    # Only status lines: the one about the output's header or codec says the most.
+    header = [line for line in lines if _SAYS_MOST.match(line)]
+    return _readable((header or lines)[-1 if not header else 0]) if lines else "no error message"
 
 
 def run_ffmpeg(args: Sequence[str], path_for_errors: str | os.PathLike) -> list[str]:

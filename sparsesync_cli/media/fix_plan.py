@@ -27,6 +27,7 @@ from .pcm_shift import LOSSLESS, AudioPlan, encoder_for
 # Containers that play every track from the start of the file: no track can start later than
 # another nor be cut inside a packet by a stream copy.
 REWRITE_ONLY_EXTENSIONS = {".mxf", ".avi"}
+PCM_ONLY_EXTENSIONS = {".mxf"}  # FFmpeg's MXF muxer writes no compressed audio
 
 
 @dataclass(frozen=True)
@@ -111,13 +112,19 @@ def plan_audio(
     if not needs_rewrite or (pcm and not shift and not conform and factor is None):
         return None
     encoder = encoder_for(codec)
+    if not pcm and suffix in PCM_ONLY_EXTENSIONS:
+        raise UsageError(
+            f"audio stream {stream.index} is compressed ({codec}) and {suffix} holds PCM audio only "
+            "(FFmpeg's muxer); write the fix to .mov or .mkv",
+            src,
+        )
     if not pcm:
         why = (
             "retiming it for drift"
             if factor is not None
-            else "padding and trimming it to the picture (--conform)"
-            if conform
             else f"shifting it in {suffix} (the container cannot start a track later or cut it)"
+            if shift and suffix in REWRITE_ONLY_EXTENSIONS
+            else "padding and trimming it to the picture (--conform)"
         )
         if not reencode:
             raise UsageError(
