@@ -258,3 +258,22 @@ def test_the_fix_command_reports_each_stream_and_takes_the_master_options(tmp_pa
     assert res.exit_code == 0 and "audio 1-2 (pcm_s24le): rewritten, delayed 19200 samples" in res.output
     res = run("fix", m.path, "-o", tmp_path / "c.mov", "--drift", "0.3")
     assert res.exit_code == 2 and "--drift needs --offset" in res.output
+
+
+def test_damaged_files_are_fixed_whole_or_refused_in_one_clean_line(tmp_path: Path) -> None:
+    """Seeded damaged files (bench/fix_fuzz.py): no silent picture loss, no raw error, no temp name."""
+    import json
+    import subprocess
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "bench" / "fix_fuzz.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--files", "30", "--seed", "7", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["fixed"] > 0 and report["refused"] > 0, report  # both outcomes are exercised
+    for problem in ("silent_losses", "bad_messages", "written_on_failure", "leftovers", "tracebacks"):
+        assert report[problem] == [], (problem, report[problem])
+    assert report["inputs_modified"] == []
