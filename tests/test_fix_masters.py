@@ -137,6 +137,23 @@ def test_drift_is_retimed_to_a_millisecond(tmp_path: Path, seconds: int, probes:
     assert audio.action == "rewritten" and audio.retime_factor == pytest.approx(1.005)
 
 
+def test_an_offset_and_a_drift_together_restore_the_take(tmp_path: Path) -> None:
+    """Sign check of OFFSET + D*t/60: audio early by 0.3015 s at 0 and drifting +0.3 s/min.
+
+    Made from the 0.5 %-fast take by advancing its audio 0.3 s: it then holds the reference at
+    1.005 * (t + 0.3), early by 0.3015 + 0.005 t. --offset 0.3015 --drift 0.3 must restore it.
+    """
+    spec = MasterSpec(kind="prores_mov", rate="25", frames=200, pcm_tracks=1, audio_speed=1.005)
+    m = make_master(tmp_path, spec)
+    early = tmp_path / "early.mov"
+    fix_offset(m.path, early, -0.3)
+    out = tmp_path / "out.mov"
+    fix_offset(early, out, 0.3015, drift_sec_per_min=0.3)
+    ((start, samples),) = audio_tracks(out)
+    lags = [lag_ms(samples, lambda t: m.reference(0, t), at) for at in (1.0, 4.0, 7.0)]
+    assert start == 0.0 and all(abs(lag) <= 1.0 for lag in lags), lags
+
+
 def test_compressed_audio_is_conformed_only_with_a_reencode(tmp_path: Path) -> None:
     """Padding AAC to the picture cannot be done by a copy: refused, unless --reencode-audio."""
     m = make_master(tmp_path, MasterSpec(kind="h264_mov", rate="25", frames=50, aac=True))
