@@ -48,11 +48,25 @@ class StreamPackets:
     kind: str  # video, audio, data, subtitle, attachment
     codec: str
     time_base: Fraction
-    pts: list[Fraction | None] = field(default_factory=list)  # seconds, file clock, per packet
+    ticks: list[int | None] = field(default_factory=list)  # presentation timestamps, in time_base
     digests: list[bytes] = field(default_factory=list)  # per packet (non-PCM)
     stream_hash: Any = None  # running hash of all bytes (PCM)
     size: int = 0  # bytes in all
-    end: Fraction | None = None  # seconds: last pts + duration
+    end_ticks: int | None = None  # the latest timestamp + duration, in time_base
+    _seconds: list[Fraction | None] | None = None
+
+    @property
+    def pts(self) -> list[Fraction | None]:
+        """Presentation times in seconds (file clock), per packet (computed once, on demand)."""
+        if self._seconds is None or len(self._seconds) != len(self.ticks):
+            tb = self.time_base
+            self._seconds = [None if t is None else t * tb for t in self.ticks]
+        return self._seconds
+
+    @property
+    def end(self) -> Fraction | None:
+        """Seconds: where the latest packet ends."""
+        return None if self.end_ticks is None else self.end_ticks * self.time_base
 
     @property
     def pcm(self) -> bool:
@@ -60,11 +74,12 @@ class StreamPackets:
 
     @property
     def count(self) -> int:
-        return len(self.pts)
+        return len(self.ticks)
 
     @property
     def first_pts(self) -> Fraction | None:
-        return next((p for p in self.pts if p is not None), None)
+        t = next((t for t in self.ticks if t is not None), None)
+        return None if t is None else t * self.time_base
 
 
 def read_packets(
@@ -107,19 +122,18 @@ def read_packets(
                 if packet.size == 0:
                     continue
                 sp = out[packet.stream.index]
-                tb = Fraction(packet.time_base) if packet.time_base else sp.time_base
                 ts = packet.pts if packet.pts is not None else packet.dts
-                pts = ts * tb if ts is not None else None
-                sp.pts.append(pts)
+                sp.ticks.append(ts)
                 sp.size += packet.size
                 if sp.pcm:  # hashed from the packet's own buffer: no copy of the data
                     sp.stream_hash.update(packet)
                 else:
                     sp.digests.append(hashlib.sha256(packet).digest()[:16])
-                if pts is not None:
-                    end = pts + (packet.duration or 0) * tb
-                    sp.end = end if sp.end is None else max(sp.end, end)
-                    last = pts
+                if ts is not None:
+                    end = ts + (packet.duration or 0)
+                    if sp.end_ticks is None or end > sp.end_ticks:
+                        sp.end_ticks = end
+                    last = ts * sp.time_base
         except (av.FFmpegError, OSError, ValueError) as exc:
             where = f" after {float(last):.2f} s" if last is not None else ""
             cause = av_cause(exc)
@@ -182,6 +196,8 @@ def compare_kept(before: StreamPackets, after: StreamPackets, shift: Fraction = 
     for k, (d0, d1) in enumerate(zip(before.digests, after.digests, strict=True)):
         if d0 != d1:
             return f"packet {k} has other bytes"
+    if before.time_base == after.time_base and not shift and before.ticks == after.ticks:
+        return None  # the same timestamps in the same time base: no need to convert each
     for k, (p0, p1) in enumerate(zip(before.pts, after.pts, strict=True)):
         if not _same_time(_plus(p0, shift), p1, tol):
             return f"packet {k} would play at {_secs(p1)} instead of {_secs(_plus(p0, shift))}"
