@@ -294,3 +294,30 @@ def test_damaged_files_are_fixed_whole_or_refused_in_one_clean_line(tmp_path: Pa
     for problem in ("silent_losses", "bad_messages", "written_on_failure", "leftovers", "tracebacks"):
         assert report[problem] == [], (problem, report[problem])
     assert report["inputs_modified"] == []
+
+
+def test_pcm_with_a_hole_is_refused_not_closed_up(tmp_path: Path) -> None:
+    """A rewrite renumbers samples: a hole in PCM timestamps would move all sound after it."""
+    src = tmp_path / "gap.mkv"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("mjpeg", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuvj420p"
+        a = out.add_stream("pcm_s16le", rate=SAMPLE_RATE)
+        a.layout = "mono"
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 5, np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame.reformat(format="yuvj420p")):
+                out.mux(p)
+        for k in range(50):  # 20 ms frames, with 100 ms missing after 0.5 s
+            chunk = np.full((1, 960), 1000 * (k % 7), np.int16)
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, 960 * k + (4800 if k >= 25 else 0)
+            for p in a.encode(frame):
+                out.mux(p)
+        for stream in (v, a):
+            for p in stream.encode(None):
+                out.mux(p)
+    with pytest.raises(MediaError, match=r"audio stream 1 has a gap of 100\.0 ms at 0\.600 s") as err:
+        fix_offset(src, tmp_path / "out.mkv", 0.4)
+    assert str(err.value).startswith(f"{src}: ") and not (tmp_path / "out.mkv").exists()

@@ -38,6 +38,7 @@ from .probe import av_cause, demux, open_input
 # (a damaged sample table points past the data) rather than rounded.
 SHORT_STREAM_SEC = 0.5
 SHORT_STREAM_SHARE = 0.05  # ... and by this share of the stated duration
+PCM_GAP_SEC = Fraction(1, 1000)  # a hole or overlap in PCM timestamps beyond this is one
 
 
 @dataclass
@@ -53,6 +54,7 @@ class StreamPackets:
     stream_hash: Any = None  # running hash of all bytes (PCM)
     size: int = 0  # bytes in all
     end_ticks: int | None = None  # the latest timestamp + duration, in time_base
+    gap: tuple[Fraction, Fraction] | None = None  # PCM: (where, how long) of its first gap or overlap
     _seconds: list[Fraction | None] | None = None
 
     @property
@@ -129,6 +131,12 @@ def read_packets(
                     sp.stream_hash.update(packet)
                 else:
                     sp.digests.append(hashlib.sha256(packet).digest()[:16])
+                if sp.pcm and ts is not None and packet.duration and sp.gap is None and sp.count > 1:
+                    # PCM is a continuous run of samples; a rewrite renumbers them, so a hole or an
+                    # overlap in the input would silently move everything after it.
+                    step = (ts - sp.end_ticks) * sp.time_base if sp.end_ticks is not None else Fraction(0)
+                    if abs(step) > PCM_GAP_SEC:
+                        sp.gap = (ts * sp.time_base, step)
                 if ts is not None:
                     end = ts + (packet.duration or 0)
                     if sp.end_ticks is None or end > sp.end_ticks:

@@ -338,6 +338,16 @@ def fix_offset(
         expected = {i: SampleDigest(p.channels, p) for i, p in plans.items()}
         packets_in = read_packets(src, samples=expected)
         for i, p in plans.items():
+            gap = packets_in[i].gap
+            if gap is not None and p.pcm:
+                where, size = gap
+                what = "a gap" if size > 0 else "an overlap"
+                raise MediaError(
+                    f"its audio stream {i} has {what} of {abs(float(size)) * 1000:.1f} ms at "
+                    f"{float(where):.3f} s: rewriting its samples would move all sound after it; "
+                    "repair the gap first",
+                    src,
+                )
             if p.bitrate is not None:  # a re-encode: at least the bitrate the source really uses
                 size, span = packets_in[i].size, max(before.video.end_sec - before.video.start_sec, 1e-3)
                 plans[i] = replace(p, bitrate=source_bitrate(container.streams[i], size, span))
