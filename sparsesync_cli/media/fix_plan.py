@@ -27,6 +27,11 @@ from .pcm_shift import LOSSLESS, AudioPlan, encoder_for
 # Containers that play every track from the start of the file: no track can start later than
 # another nor be cut inside a packet by a stream copy.
 REWRITE_ONLY_EXTENSIONS = {".mxf", ".avi"}
+# Containers whose edit lists trim a stream sample-exactly (so audio moved before zero is cut
+# exactly there); elsewhere whole audio packets before zero are dropped.
+EDIT_LIST_EXTENSIONS = {".mp4", ".m4v", ".m4a", ".mov", ".3gp", ".3g2"}
+# Containers without a fixed time origin: their timestamps are copied as they are.
+NO_ORIGIN_EXTENSIONS = {".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob"}
 PCM_ONLY_EXTENSIONS = {".mxf"}  # FFmpeg's MXF muxer writes no compressed audio
 
 

@@ -1,4 +1,4 @@
-"""The lossless fix: shift the audio by the measured offset with a stream copy (no re-encode).
+"""The lossless fix: move the audio by the measured offset, copying everything else packet for packet.
 
 ``offset_sec > 0`` means the audio is early (THE sign of :mod:`sparsesync_cli.clock`), so the
 audio is delayed by ``offset_sec``; a negative offset advances it. Every other stream, the
@@ -10,7 +10,9 @@ from the first, in the original stream order, with ``-copyts`` so no other times
 In MP4/MOV two things of FFmpeg's muxer are corrected: audio packets more than
 EDIT_LIST_PREROLL_SEC before zero are dropped (the edit list trims the rest sample-exactly), and
 an AAC track whose priming now lands after zero gets an edit list that skips it again
-(:mod:`.mp4_edits`). The result is checked with :func:`probe` before it replaces anything.
+(:mod:`.mp4_edits`). PCM audio, and audio that must be padded, trimmed or retimed, is
+rewritten by a filter chain instead (:mod:`.fix_plan`, :mod:`.pcm_shift`). The written file is
+proved packet by packet and sample by sample (:mod:`.fix_check`) before it replaces anything.
 """
 
 from __future__ import annotations
@@ -27,17 +29,21 @@ from typing import Any
 from ..atomic import TEMP_SUFFIX, atomic_path
 from ..errors import MediaError, UsageError
 from .ffmpeg import find_ffmpeg, run_ffmpeg
-from .fix_plan import StreamFix, plan_audio, retime_factor, stream_fix
+from .fix_check import is_chapter_track, verify_fix
+from .fix_plan import (
+    EDIT_LIST_EXTENSIONS,
+    NO_ORIGIN_EXTENSIONS,
+    StreamFix,
+    plan_audio,
+    retime_factor,
+    stream_fix,
+)
 from .mp4_edits import skip_priming
-from .packets import StreamPackets, compare_moved_copy, read_packets, verify_kept
-from .pcm_shift import AudioPlan, SampleDigest, source_bitrate, verify_samples
-from .probe import MediaInfo, open_input, probe
+from .packets import read_packets
+from .pcm_shift import AudioPlan, SampleDigest, source_bitrate
+from .probe import open_input, probe
 
 MIN_SHIFT_SEC = 1e-6  # ffmpeg's time options have microsecond resolution
-CHECK_TOLERANCE_SEC = 0.005  # the written audio must end this close to where the shift puts it
-# Containers whose edit lists trim a stream sample-exactly (so audio moved before zero is cut
-# exactly there); elsewhere whole audio packets before zero are dropped.
-EDIT_LIST_EXTENSIONS = {".mp4", ".m4v", ".m4a", ".mov", ".3gp", ".3g2"}
 # Audio kept before time zero in an edit-list container when the audio is advanced: enough for
 # any decoder to warm up (AAC overlap and priming, MP3 bit reservoir, Opus pre-roll), and well
 # inside the 1 s before an edit's start that FFmpeg's MP4 demuxer keeps. Packets further back are
@@ -49,13 +55,8 @@ EDIT_LIST_PREROLL_SEC = 0.5
 # often than once a minute, so a younger one may belong to a fix still at work).
 STALE_TEMP_SEC = 60.0
 LEGACY_TEMP_MARK = ".avsync-tmp"  # avsync 0.1.0 named them .NAME.XXXXXXXX.avsync-tmp.EXT
-# Muxers that move a copied track's first packet by its codec delay, so a packet starting just
-# after zero can land before it and go (Matroska/WebM): this many more packets may go.
-CODEC_DELAY_SLACK = {".mkv": 1, ".mka": 1, ".webm": 1}
 # Containers whose tracks must all span the picture (see fix_offset).
 CONFORM_EXTENSIONS = {".mxf"}
-# Containers without a fixed time origin: their timestamps are copied as they are.
-NO_ORIGIN_EXTENSIONS = {".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob"}
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,6 @@ class FixResult:
         d = asdict(self)
         d["stream_fixes"] = [f.to_dict() for f in self.stream_fixes]
         return d
-
-
-def _is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
-    """QuickTime also keeps chapters as a text data track, which the muxer rebuilds from them."""
-    return (
-        chapters > 0
-        and container.format.name.startswith("mov")
-        and stream.type == "data"
-        and (stream.frames or chapters) == chapters
-    )
 
 
 def _priming(container: Any, moved: set[int]) -> dict[int, Fraction]:
@@ -223,39 +214,6 @@ def _command(
     return [*args, "-map_metadata", "0", "-map_chapters", "0", "-c", "copy", *per_stream]
 
 
-def _check_ends(
-    before: MediaInfo,
-    after: MediaInfo,
-    shift: float,
-    moved: set[int],
-    src: str,
-    suffix: str,
-    exact_start: bool,
-) -> None:
-    """Stream-copied, moved audio must sit where the shift puts it, relative to the picture.
-
-    Compared at the streams' ENDS, and at their starts where an edit list trims exactly
-    (``exact_start``): elsewhere a start can legitimately move by a codec frame (a trimmed first
-    packet) while the end moves exactly. (Packets are compared by :mod:`.packets`; this checks
-    the edit lists, which decide where a player plays them.)
-    """
-    v_in, v_out = before.video.start_sec, after.video.start_sec
-    for a_in, a_out in zip(before.audio_streams, after.audio_streams, strict=True):
-        if a_in.index not in moved:
-            continue
-        errors = [("ends", a_out.end_sec - v_out - (a_in.end_sec - v_in + shift))]
-        if exact_start:
-            errors.append(("starts", a_out.start_sec - v_out - max(a_in.start_sec + shift - v_in, -v_in)))
-        for where, error in errors:
-            if abs(error) > CHECK_TOLERANCE_SEC:
-                raise MediaError(
-                    f"a stream copy to {suffix} would put audio stream "
-                    f"{a_in.index} {error * 1000:+.0f} ms off where the shift puts it (it {where} "
-                    "there); nothing written",
-                    src,
-                )
-
-
 def fix_offset(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -315,7 +273,7 @@ def fix_offset(
         audios = [s.index for s in container.streams.audio]
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
-        keep = [s.index for s in container.streams if not _is_chapter_track(container, s, chapters)]
+        keep = [s.index for s in container.streams if not is_chapter_track(container, s, chapters)]
         starts = {a.index: a.start_sec for a in before.audio_streams}
         plans: dict[int, AudioPlan] = {}
         for i in sorted(moved):
@@ -340,10 +298,10 @@ def fix_offset(
         for i, p in plans.items():
             gap = packets_in[i].gap
             if gap is not None and p.pcm:
-                where, size = gap
-                what = "a gap" if size > 0 else "an overlap"
+                where, hole = gap
+                what = "a gap" if hole > 0 else "an overlap"
                 raise MediaError(
-                    f"its audio stream {i} has {what} of {abs(float(size)) * 1000:.1f} ms at "
+                    f"its audio stream {i} has {what} of {abs(float(hole)) * 1000:.1f} ms at "
                     f"{float(where):.3f} s: rewriting its samples would move all sound after it; "
                     "repair the gap first",
                     src,
@@ -375,7 +333,7 @@ def fix_offset(
             for out_index, i in enumerate(keep):
                 if priming.get(i):
                     skip_priming(tmp, out_index, priming[i])
-            streams, chapters_out = _verify(
+            streams, chapters_out = verify_fix(
                 src,
                 tmp,
                 suffix,
@@ -409,80 +367,3 @@ def fix_offset(
         conform=conform,
         stream_fixes=tuple(records),
     )
-
-
-def _verify(
-    src: str,
-    tmp: str,
-    suffix: str,
-    before: MediaInfo,
-    packets_in: dict[int, StreamPackets],
-    expected: dict[int, SampleDigest],
-    keep: list[int],
-    moved: set[int],
-    copied_moves: set[int],
-    plans: dict[int, AudioPlan],
-    shift: float,
-    origin: float,
-    audio_stream: int | None,
-) -> tuple[int, int]:
-    """Prove the written file ``tmp`` holds what it should (module doc); (streams, chapters).
-
-    Every message names the INPUT: the temporary file is an implementation detail.
-    """
-    try:
-        after = probe(tmp, audio_stream=audio_stream)
-        written_samples = {keep.index(i): SampleDigest(p.channels) for i, p in plans.items()}
-        packets_out = read_packets(tmp, check_complete=False, samples=written_samples)
-        written = open_input(tmp)
-        try:
-            streams, chapters_out = len(written.streams), len(written.chapters())
-            extra = [s for s in written.streams if s.index >= len(keep)]
-            if any(not _is_chapter_track(written, s, chapters_out) for s in extra):
-                raise MediaError(f"it has {streams} streams instead of {len(keep)}")
-        finally:
-            written.close()
-    except MediaError as e:
-        raise MediaError(f"the fixed copy cannot be read back ({e.cause}); nothing written", src) from e
-    # A kept packet must play at the same time relative to the picture. MP4, MOV, MKV, MXF: at
-    # the same file time, a broadcast clock (MPEG-TS/PS input) rebased to zero; an MPEG-TS/PS
-    # output gets a clock of its muxer's choosing, so there the picture's first packet sets it.
-    rebase = Fraction(-before.time_origin_us, 10**6) if origin else Fraction(0)
-    if suffix in NO_ORIGIN_EXTENSIONS:
-        v = before.video.index
-        v0_in, v0_out = packets_in[v].first_pts, packets_out[keep.index(v)].first_pts
-        rebase = v0_out - v0_in if v0_in is not None and v0_out is not None else Fraction(0)
-    kept = [
-        (i, o) for o, i in enumerate(keep) if i not in moved or (i not in plans and i not in copied_moves)
-    ]
-    verify_kept(packets_in, packets_out, kept, time_shift=rebase, src=src)
-    for o, i in enumerate(keep):
-        if i in copied_moves:
-            why = compare_moved_copy(
-                packets_in[i],
-                packets_out[o],
-                Fraction(shift).limit_denominator(10**6) + rebase,
-                exact_cut=suffix in EDIT_LIST_EXTENSIONS,
-                slack=CODEC_DELAY_SLACK.get(suffix, 0),
-                zero=Fraction(before.time_origin_us, 10**6) + rebase,
-            )
-            if why:
-                raise MediaError(
-                    f"a copy cannot move its audio stream {i} intact ({why}: damaged packets or "
-                    "timestamps?); nothing written",
-                    src,
-                )
-        elif i in plans:
-            verify_samples(plans[i], expected[i], written_samples[o], src)
-            # Where it PLAYS (first decoded sample: an encoder's priming skipped) against the picture.
-            start = next(a.start_sec for a in after.audio_streams if a.index == o)
-            tol = 1 / plans[i].sample_rate + float(packets_out[o].time_base)
-            if abs(start - after.video.start_sec) > tol:
-                raise MediaError(
-                    f"the rewritten audio stream {i} would start at {start:.6f} s, not with "
-                    f"the picture at {after.video.start_sec:.6f} s; nothing written",
-                    src,
-                )
-    if copied_moves:
-        _check_ends(before, after, shift, copied_moves, src, suffix, suffix in EDIT_LIST_EXTENSIONS)
-    return streams, chapters_out
