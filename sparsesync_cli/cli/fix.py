@@ -74,7 +74,37 @@ def fix(
     sample: SampleOpt = "all",
     min_windows: MinWindowsOpt = 6,
     max_windows: MaxWindowsOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print what was done as one JSON object.")] = False,
+    drift: Annotated[
+        float | None,
+        typer.Option(
+            "--drift",
+            help="Also correct a drift of this many seconds per minute (with --offset, its value at file "
+            "time 0): the sound heard at time t is early by OFFSET + DRIFT*t/60. The audio is resampled "
+            "to its own rate, format and layout; the picture is untouched.",
+        ),
+    ] = None,
+    allow_drift: Annotated[
+        bool,
+        typer.Option("--allow-drift", help="When measuring: apply a measured drift (retime the audio)."),
+    ] = False,
+    conform: Annotated[
+        bool,
+        typer.Option(
+            "--conform",
+            help="Make every audio track start and end with the picture (silence padded, overhang cut).",
+        ),
+    ] = False,
+    reencode_audio: Annotated[
+        bool,
+        typer.Option(
+            "--reencode-audio",
+            help="Allow re-encoding compressed audio a copy cannot move (MXF/AVI, --conform, --drift): "
+            "same codec, bitrate at least the source's. PCM is always rewritten losslessly.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was done, stream by stream, as one JSON object.")
+    ] = False,
     model: ModelOpt = None,
     checkpoint: CheckpointOpt = None,
     config: ConfigOpt = None,
@@ -83,13 +113,16 @@ def fix(
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
-    """Write a copy of SRC whose audio is moved into sync (stream copy: no re-encode).
+    """Write a copy of SRC whose audio is moved into sync, losing no packet.
 
     An offset > 0 (audio EARLY) delays the audio by that much; < 0 advances it (audio before
-    the start is trimmed). Without --offset the offset is measured first, and the fix is
+    the start is trimmed). The picture and every other stream are copied; PCM audio is rewritten
+    sample-exactly, compressed audio copied with new timestamps (re-encoded only with
+    --reencode-audio where a copy cannot move it). The written file is read back and compared
+    with SRC before it appears. Without --offset the offset is measured first, and the fix is
     skipped (exit code 3) when the measurement is not sure enough: confidence below
-    --min-confidence, drift along the file, windows that disagree, or an offset at the edge
-    of the model's range. Times are file times (presentation timestamps).
+    --min-confidence, drift along the file (unless --allow-drift), windows that disagree, or an
+    offset at the edge of the model's range. Times are file times (presentation timestamps).
     """
     from ..analysis.fix_decision import decide_fix, plan_fix
     from ..checkpoints.registry import get_entry
@@ -101,6 +134,10 @@ def fix(
             raise UsageError("no such file", src)
         if model is not None and checkpoint is None:
             get_entry(model)
+        if drift is not None and offset is None:
+            raise UsageError(
+                "--drift needs --offset (the offset at file time 0; 0 when the take starts in sync)"
+            )
         if not dry_run:
             check_outputs((output, "the corrected copy"))
         if offset is None:
@@ -108,9 +145,9 @@ def fix(
             sync_model = load_model(model_spec(model, checkpoint, config, device, precision, threads))
             calibrate(sync_model, calibration)
             measured = _measure_one(src, sync_model, audio_stream, fix_sampling)
-            decision = decide_fix(measured, min_confidence=min_confidence)
+            decision = decide_fix(measured, min_confidence=min_confidence, allow_drift=allow_drift)
         else:
-            decision = plan_fix(offset)
+            decision = plan_fix(offset, drift or 0.0)
         if not decision.apply:
             _print_fix_outcome(out, as_json, src, output, decision, measured, None, dry_run)
             raise typer.Exit(FIX_SKIPPED_EXIT)
@@ -118,7 +155,16 @@ def fix(
         if not dry_run:
             from ..media.remux import fix_offset
 
-            done = fix_offset(src, output, decision.offset_sec, audio_stream=audio_stream, force=force)
+            done = fix_offset(
+                src,
+                output,
+                decision.offset_sec,
+                audio_stream=audio_stream,
+                force=force,
+                conform=conform,
+                drift_sec_per_min=decision.drift_sec_per_min,
+                reencode_audio=reencode_audio,
+            )
         _print_fix_outcome(out, as_json, src, output, decision, measured, done, dry_run)
 
 
@@ -154,9 +200,12 @@ def _print_fix_outcome(
             "applied": done is not None,
             "dry_run": dry_run,
             "offset_sec": decision.offset_sec,
+            "drift_sec_per_min": decision.drift_sec_per_min,
+            "conform": done.conform if done else None,
             "reason": decision.reason,
             "measured": measured.to_dict() if measured is not None else None,
             "trimmed_audio_sec": done.audio_trimmed_sec if done else None,
+            "stream_fixes": [f.to_dict() for f in done.stream_fixes] if done else None,
             "sign": SIGN,
         }
         out.out(json.dumps(d), highlight=False)
@@ -165,13 +214,28 @@ def _print_fix_outcome(
         out.print(summary_line(measured), markup=False, soft_wrap=True)
     if not decision.apply:
         out.print(f"not fixed: {decision.reason}", markup=False, soft_wrap=True)
-    elif dry_run:
+    elif dry_run or done is None:
         out.print(f"dry run: would write {output} with {decision.action}", markup=False, soft_wrap=True)
     else:
-        assert done is not None  # applied, not a dry run: fix_offset returned what it did
         trimmed = (
             f" ({done.audio_trimmed_sec:.2f} s of audio before the start trimmed)"
             if done.audio_trimmed_sec
             else ""
         )
         out.print(f"wrote {output}: {decision.action}{trimmed}", markup=False, soft_wrap=True)
+        for line in _stream_lines(done):
+            out.print(f"  {line}", markup=False, soft_wrap=True)
+
+
+def _stream_lines(done: FixResult) -> list[str]:
+    """One line per run of streams that were changed alike: "audio 1-8 (pcm_s24le): rewritten, ..."."""
+    runs: list[tuple[str, int, int, str]] = []  # kind, first, last, words after the index
+    for f in done.stream_fixes:
+        if f.action == "kept":
+            continue
+        rest = f.words.split(" ", 2)[2]
+        if runs and runs[-1][0] == f.kind and runs[-1][2] == f.stream - 1 and runs[-1][3] == rest:
+            runs[-1] = (f.kind, runs[-1][1], f.stream, rest)
+        else:
+            runs.append((f.kind, f.stream, f.stream, rest))
+    return [f"{k} {a}{f'-{b}' if b > a else ''} {rest}" for k, a, b, rest in runs]

@@ -22,9 +22,12 @@ FFMPEG_ENV = "AVSYNC_FFMPEG"  # path of the ffmpeg binary to use, overriding the
 # ffmpeg's closing lines that only say THAT it failed; the line before them says why.
 _GENERIC = re.compile(
     r"^(Conversion failed!|Exiting normally.*|Error opening output files?\b.*|Error initializing.*|"
-    r"Could not write header.*|Error while opening encoder.*|Terminating thread.*|Nothing was written.*)$",
+    r"Could not write header.*|Error while opening encoder.*|Terminating thread.*|Nothing was written.*|"
+    r"Task finished with error code.*|Error writing trailer.*|.*Unknown error occurred\.?|"
+    r"Error sending frames to consumers.*|Error while filtering.*)$",
     re.IGNORECASE,
 )
+_SAYS_MOST = re.compile(r"^(Could not write header|Error (opening|initializing|while opening encoder)).*")
 _PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")  # "[mp4 @ 0x55d0c0ffee00] "
 
 
@@ -49,14 +52,48 @@ def find_ffmpeg() -> str:
         ) from exc
 
 
+# FFmpeg's error codes as its status lines print them ("error code: -1094995529"): a number no
+# user can act on, replaced by what it means (libavutil/error.h tags, negated errno values).
+_CODE = re.compile(r"\s*(?:with )?error code:?\s*(-?\d+)(?:\s*\([^)]*\))?")
+_TAGS = {
+    b"INDA": "invalid data found in the input",
+    b"EOF ": "the input ends early",
+    b"BSF ": "no such bitstream filter",
+    b"DEC ": "no decoder for a stream",
+    b"ENC ": "no encoder for a stream",
+    b"MUX ": "no muxer for the output",
+    b"PAWE": "a feature FFmpeg does not support",
+    b"BUG!": "an internal FFmpeg error",
+}
+
+
+def describe_code(code: int) -> str:
+    """What an FFmpeg error code means, in words."""
+    tag = (-code).to_bytes(4, "little", signed=False) if -(2**32) < code < 0 else b""
+    if tag in _TAGS:
+        return _TAGS[tag]
+    if -200 < code < 0:
+        return os.strerror(-code).lower()
+    return "an FFmpeg error"
+
+
+def _readable(line: str) -> str:
+    m = _CODE.search(line)
+    if not m:
+        return line
+    return f"{line[: m.start()].rstrip(' :')}: {describe_code(int(m.group(1)))}".lstrip(": ")
+
+
 def last_meaningful_line(stderr: str) -> str:
-    """The line of ffmpeg's error output that says why it failed."""
+    """The line of ffmpeg's error output that says why it failed, error codes put in words."""
     lines = [_PREFIX.sub("", line).strip() for line in stderr.splitlines()]
     lines = [line for line in lines if line]
     for line in reversed(lines):
         if not _GENERIC.match(line):
-            return line
-    return lines[-1] if lines else "no error message"
+            return _readable(line)
+    # Only status lines: the one about the output's header or codec says the most.
+    header = [line for line in lines if _SAYS_MOST.match(line)]
+    return _readable((header or lines)[-1 if not header else 0]) if lines else "no error message"
 
 
 def run_ffmpeg(args: Sequence[str], path_for_errors: str | os.PathLike) -> list[str]:

@@ -1,4 +1,4 @@
-"""The lossless fix: shift the audio by the measured offset with a stream copy (no re-encode).
+"""The lossless fix: move the audio by the measured offset, copying everything else packet for packet.
 
 ``offset_sec > 0`` means the audio is early (THE sign of :mod:`sparsesync_cli.clock`), so the
 audio is delayed by ``offset_sec``; a negative offset advances it. Every other stream, the
@@ -10,7 +10,9 @@ from the first, in the original stream order, with ``-copyts`` so no other times
 In MP4/MOV two things of FFmpeg's muxer are corrected: audio packets more than
 EDIT_LIST_PREROLL_SEC before zero are dropped (the edit list trims the rest sample-exactly), and
 an AAC track whose priming now lands after zero gets an edit list that skips it again
-(:mod:`.mp4_edits`). The result is checked with :func:`probe` before it replaces anything.
+(:mod:`.mp4_edits`). PCM audio, and audio that must be padded, trimmed or retimed, is
+rewritten by a filter chain instead (:mod:`.fix_plan`, :mod:`.pcm_shift`). The written file is
+proved packet by packet and sample by sample (:mod:`.fix_check`) before it replaces anything.
 """
 
 from __future__ import annotations
@@ -19,22 +21,29 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from ..atomic import TEMP_SUFFIX, atomic_path
 from ..errors import MediaError, UsageError
-from .ffmpeg import FFMPEG_ENV, find_ffmpeg, run_ffmpeg
+from .ffmpeg import find_ffmpeg, run_ffmpeg
+from .fix_check import is_chapter_track, verify_fix
+from .fix_plan import (
+    EDIT_LIST_EXTENSIONS,
+    NO_ORIGIN_EXTENSIONS,
+    StreamFix,
+    plan_audio,
+    retime_factor,
+    stream_fix,
+)
 from .mp4_edits import skip_priming
-from .probe import MediaInfo, open_input, probe
+from .packets import read_packets
+from .pcm_shift import AudioPlan, SampleDigest, source_bitrate
+from .probe import open_input, probe
 
 MIN_SHIFT_SEC = 1e-6  # ffmpeg's time options have microsecond resolution
-CHECK_TOLERANCE_SEC = 0.005  # the written audio must end this close to where the shift puts it
-# Containers whose edit lists trim a stream sample-exactly (so audio moved before zero is cut
-# exactly there); elsewhere whole audio packets before zero are dropped.
-EDIT_LIST_EXTENSIONS = {".mp4", ".m4v", ".m4a", ".mov", ".3gp", ".3g2"}
 # Audio kept before time zero in an edit-list container when the audio is advanced: enough for
 # any decoder to warm up (AAC overlap and priming, MP3 bit reservoir, Opus pre-roll), and well
 # inside the 1 s before an edit's start that FFmpeg's MP4 demuxer keeps. Packets further back are
@@ -46,10 +55,8 @@ EDIT_LIST_PREROLL_SEC = 0.5
 # often than once a minute, so a younger one may belong to a fix still at work).
 STALE_TEMP_SEC = 60.0
 LEGACY_TEMP_MARK = ".avsync-tmp"  # avsync 0.1.0 named them .NAME.XXXXXXXX.avsync-tmp.EXT
-# Containers that cannot start one stream later than another without re-encoding.
-NO_SHIFT_EXTENSIONS = {".avi"}
-# Containers without a fixed time origin: their timestamps are copied as they are.
-NO_ORIGIN_EXTENSIONS = {".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".vob"}
+# Containers whose tracks must all span the picture (see fix_offset).
+CONFORM_EXTENSIONS = {".mxf"}
 
 
 @dataclass(frozen=True)
@@ -65,16 +72,15 @@ class FixResult:
     streams: int  # streams written
     chapters: int  # chapters written
     ffmpeg: str  # the binary that ran
+    drift_sec_per_min: float = 0.0  # the drift corrected (0: none)
+    conform: bool = False  # every audio track padded / trimmed to the picture
+    stream_fixes: tuple[StreamFix, ...] = ()  # what happened to each stream, in output order
 
-
-def _is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
-    """QuickTime also keeps chapters as a text data track, which the muxer rebuilds from them."""
-    return (
-        chapters > 0
-        and container.format.name.startswith("mov")
-        and stream.type == "data"
-        and (stream.frames or chapters) == chapters
-    )
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready record (``fix --json``)."""
+        d = asdict(self)
+        d["stream_fixes"] = [f.to_dict() for f in self.stream_fixes]
+        return d
 
 
 def _priming(container: Any, moved: set[int]) -> dict[int, Fraction]:
@@ -165,54 +171,47 @@ def _check_paths(src: str, dst: str, force: bool) -> None:
 
 
 def _command(
-    src: str, dst_suffix: str, shift: float, moved: set[int], keep: list[int], origin_sec: float
+    src: str,
+    dst_suffix: str,
+    shift: float,
+    moved: set[int],
+    keep: list[int],
+    origin_sec: float,
+    plans: dict[int, AudioPlan],
 ) -> list[str]:
     """ffmpeg arguments (without the output path) that copy ``src`` with the audio moved.
 
-    ``origin_sec`` is the container timestamp of file time 0 (non-zero for MPEG-TS only).
+    Streams in ``moved`` without a plan are copied from a second reading of the input whose
+    timestamps are all moved by ``shift`` (``-itsoffset``); streams with a plan are rewritten by
+    its filter chain (:mod:`.pcm_shift`); all others are copied. ``origin_sec`` is the container
+    timestamp of file time 0 (non-zero for MPEG-TS only).
     """
     # -copyts: no timestamp changes but the shift (without it ffmpeg rebases each input on its
     # own, and the two inputs of one file can end up rebased differently).
     args = ["-y", "-copyts", "-i", src]
+    copied_moves = moved - set(plans)
     second = 0
-    if abs(shift) >= MIN_SHIFT_SEC:
+    if abs(shift) >= MIN_SHIFT_SEC and copied_moves:
         args += ["-itsoffset", f"{shift:.6f}", "-i", src]
         second = 1
+    if plans:
+        graph = ";".join(f"[0:{i}]{plans[i].chain()}[rw{i}]" for i in keep if i in plans)
+        args += ["-filter_complex", graph]
+    per_stream: list[str] = []
     for out_index, i in enumerate(keep):
-        args += ["-map", f"{second if i in moved else 0}:{i}"]
-        if i in moved and shift < 0:
+        if i in plans:
+            args += ["-map", f"[rw{i}]"]
+            per_stream += [*plans[i].encoder_args(out_index), f"-map_metadata:s:{out_index}", f"0:s:{i}"]
+            continue
+        args += ["-map", f"{second if i in copied_moves else 0}:{i}"]
+        if i in copied_moves and shift < 0:
             # Packets that now start before zero belong to pictures before the video's start;
             # an edit list trims them sample-exactly, so there only those beyond a pre-roll go.
             cut = origin_sec - (EDIT_LIST_PREROLL_SEC if dst_suffix in EDIT_LIST_EXTENSIONS else 0.0)
-            args += [f"-bsf:{out_index}", f"noise=drop=lt(pts*tb\\,{cut:.6f})"]
+            per_stream += [f"-bsf:{out_index}", f"noise=drop=lt(pts*tb\\,{cut:.6f})"]
     if origin_sec and dst_suffix not in NO_ORIGIN_EXTENSIONS:
         args += ["-output_ts_offset", f"{-origin_sec:.6f}"]  # a broadcast clock becomes zero
-    return [*args, "-map_metadata", "0", "-map_chapters", "0", "-c", "copy"]
-
-
-def _check_result(
-    before: MediaInfo, after: MediaInfo, shift: float, moved: set[int], dst: str, exact_start: bool
-) -> None:
-    """The written audio must sit where the shift puts it, relative to the picture.
-
-    Compared at the streams' ENDS, and at their starts where an edit list trims exactly
-    (``exact_start``): elsewhere a start can legitimately move by a codec frame (a trimmed first
-    packet) while the end moves exactly.
-    """
-    v_in, v_out = before.video.start_sec, after.video.start_sec
-    for a_in, a_out in zip(before.audio_streams, after.audio_streams, strict=True):
-        s = shift if a_in.index in moved else 0.0
-        errors = [("ends", a_out.end_sec - v_out - (a_in.end_sec - v_in + s))]
-        if exact_start:
-            errors.append(("starts", a_out.start_sec - v_out - max(a_in.start_sec + s - v_in, -v_in)))
-        for where, error in errors:
-            if abs(error) > CHECK_TOLERANCE_SEC:
-                raise MediaError(
-                    f"ffmpeg did not keep the audio shift in a {Path(dst).suffix} stream copy: audio "
-                    f"stream {a_in.index} {where} {error * 1000:+.0f} ms off (a newer ffmpeg via "
-                    f"{FFMPEG_ENV} may help)",
-                    dst,
-                )
+    return [*args, "-map_metadata", "0", "-map_chapters", "0", "-c", "copy", *per_stream]
 
 
 def fix_offset(
@@ -222,68 +221,133 @@ def fix_offset(
     *,
     audio_stream: int | None = None,
     force: bool = False,
+    conform: bool = False,
+    drift_sec_per_min: float = 0.0,
+    reencode_audio: bool = False,
 ) -> FixResult:
-    """Write ``dst``: ``src`` with its audio moved by ``offset_sec`` (stream copy, no re-encode).
+    """Write ``dst``: ``src`` with its audio moved by ``offset_sec``, losing no packet.
 
     ``offset_sec > 0`` (audio early) delays the audio by that much; ``< 0`` advances it. All
     audio streams move together, or only the N-th (0-based) when ``audio_stream`` is given.
-    Every other stream, the chapters and the container and stream metadata are kept; the
-    output container follows ``dst``'s extension.
+    Every other stream, the chapters, the timecode and the container and stream metadata are
+    kept; the output container follows ``dst``'s extension. What happens to each stream
+    (:mod:`.fix_plan`): PCM audio is rewritten sample-exactly (silence in front for a delay,
+    samples dropped for an advance), compressed audio is stream-copied with new timestamps where
+    the container allows it (MP4/MOV trim it sample-exactly with an edit list, other containers
+    drop the packets that would start before zero) and re-encoded only with ``reencode_audio``
+    where it does not (MXF, AVI).
 
-    Advancing the audio past time zero TRIMS the audio: its first ``-offset_sec`` seconds belong
-    to pictures before the start of the video, so they are dropped and the video keeps its
-    timestamps (chapters and subtitles stay aligned with it). MP4/MOV trim sample-exactly with an
-    edit list; other containers drop the audio packets that would start before zero, so the first
-    kept sound starts up to a codec frame (~20-40 ms) after zero, still at its right time
-    (Matroska: up to two, FFmpeg re-applies the codec delay to the first packet it keeps).
-    AVI cannot start its audio at another time than its video without re-encoding: a shift to an
-    ``.avi`` output is refused. MPEG-TS input written to another container is rebased so its
-    first packet is at zero (its broadcast clock has no meaning elsewhere).
+    ``conform``: every audio track then starts with the picture and ends with it (silence padded,
+    overhang cut). ``drift_sec_per_min`` (D, > 0: the audio gets earlier along the file, as
+    ``drift_sec_per_min`` in results): the sound heard at input time t was early by
+    ``offset_sec + D*t/60``; the audio is resampled to last ``1 + D/60`` times as long (soxr),
+    back to its own rate, format and layout. Both rewrite compressed audio, so they need
+    ``reencode_audio`` for it.
 
-    The input is never modified: the result is written to a temporary file in ``dst``'s folder
-    and moved into place only when complete and checked; temporary files of earlier fixes to
-    ``dst`` that were killed before they finished are removed once a minute old
-    (:func:`remove_stale_temporaries`). Raises UsageError when ``dst`` exists
-    (unless ``force``), is ``src`` (also via a link), has no extension or is an AVI, and
-    MediaError when ``src`` cannot be read, ffmpeg fails (e.g. a codec the output container
-    cannot hold) or the written file does not have the audio where the shift puts it.
+    Before anything replaces ``dst`` the written file is demuxed and compared with the input
+    (:mod:`.packets`): every stream not moved must hold the same packets, bytes and times, moved
+    copies every packet still heard, rewritten PCM every sample (:func:`.pcm_shift.verify_samples`).
+    An input that cannot be read to its end, or whose streams end well before its header says,
+    is refused. The input is never modified; the result is written to a temporary file next to
+    ``dst`` and moved into place only when checked (stale ones of killed fixes are removed, see
+    :func:`remove_stale_temporaries`). Raises UsageError when ``dst`` exists (unless ``force``),
+    is ``src`` (also via a link), has no extension, or compressed audio would need a re-encode
+    not allowed; MediaError naming ``src`` when it cannot be read, is damaged, ffmpeg fails, or
+    the written file would not hold what the input does.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     _check_paths(src, dst, force)
     suffix = Path(dst).suffix.lower()
     shift = float(offset_sec)
-    if abs(shift) >= MIN_SHIFT_SEC and suffix in NO_SHIFT_EXTENSIONS:
-        raise UsageError(
-            f"{suffix} cannot shift the audio without re-encoding; write the fix to .mkv or .mp4", dst
-        )
+    if abs(shift) < MIN_SHIFT_SEC:
+        shift = 0.0
+    factor = retime_factor(drift_sec_per_min)
+    # MXF interleaves every track frame by frame: its muxer ends all tracks with the shortest, so a
+    # track longer than the picture is cut and one shorter cuts the picture. Moved audio there
+    # always spans the picture exactly.
+    conform = conform or (suffix in CONFORM_EXTENSIONS and bool(shift or factor))
     before = probe(src, audio_stream=audio_stream)
+    origin = before.time_origin_us / 1e6
     container = open_input(src)
     try:
         audios = [s.index for s in container.streams.audio]
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
-        keep = [s.index for s in container.streams if not _is_chapter_track(container, s, chapters)]
-        priming = _priming(container, moved) if shift and suffix in EDIT_LIST_EXTENSIONS else {}
+        keep = [s.index for s in container.streams if not is_chapter_track(container, s, chapters)]
+        starts = {a.index: a.start_sec for a in before.audio_streams}
+        plans: dict[int, AudioPlan] = {}
+        for i in sorted(moved):
+            plan = plan_audio(
+                container.streams[i],
+                start_sec=starts.get(i, before.video.start_sec),
+                shift=shift,
+                factor=factor,
+                video_start=before.video.start_sec,
+                video_end=before.video.end_sec,
+                raw_start=before.video.start_sec + origin,
+                conform=conform,
+                reencode=reencode_audio,
+                suffix=suffix,
+                src=src,
+            )
+            if plan is not None:
+                plans[i] = plan
+        # One pass over the input: its packets (is it whole?) and the samples each rewrite must hold.
+        expected = {i: SampleDigest(p.channels, p) for i, p in plans.items()}
+        packets_in = read_packets(src, samples=expected)
+        for i, p in plans.items():
+            gap = packets_in[i].gap
+            if gap is not None and p.pcm:
+                where, hole = gap
+                what = "a gap" if hole > 0 else "an overlap"
+                raise MediaError(
+                    f"its audio stream {i} has {what} of {abs(float(hole)) * 1000:.1f} ms at "
+                    f"{float(where):.3f} s: rewriting its samples would move all sound after it; "
+                    "repair the gap first",
+                    src,
+                )
+            if p.bitrate is not None:  # a re-encode: at least the bitrate the source really uses
+                size, span = packets_in[i].size, max(before.video.end_sec - before.video.start_sec, 1e-3)
+                plans[i] = replace(p, bitrate=source_bitrate(container.streams[i], size, span))
+        copied_moves = moved - set(plans) if shift else set()
+        priming = _priming(container, copied_moves) if copied_moves and suffix in EDIT_LIST_EXTENSIONS else {}
+        records = [
+            stream_fix(
+                container.streams[i], o, plans.get(i), shift if i in copied_moves else 0.0, packets_in[i].size
+            )
+            for o, i in enumerate(keep)
+        ]
     finally:
         container.close()
 
-    args = _command(src, suffix, shift, moved, keep, before.time_origin_us / 1e6)
+    args = _command(src, suffix, shift, copied_moves, keep, origin, plans)
     remove_stale_temporaries(dst)
     # The temporary file keeps the extension: ffmpeg picks the muxer from it.
     try:
         with atomic_path(os.path.abspath(dst), keep_extension=True) as tmp_path:
             tmp = os.fspath(tmp_path)
-            run_ffmpeg([*args, tmp], src)
+            try:
+                run_ffmpeg([*args, tmp], src)
+            except MediaError as e:  # ffmpeg's words may name the temporary file: the output, to a user
+                raise MediaError(e.cause.replace(tmp, Path(dst).name), src) from e
             for out_index, i in enumerate(keep):
                 if priming.get(i):
                     skip_priming(tmp, out_index, priming[i])
-            after = probe(tmp, audio_stream=audio_stream)
-            _check_result(before, after, shift, moved, dst, suffix in EDIT_LIST_EXTENSIONS)
-            written = open_input(tmp)
-            try:
-                streams, chapters_out = len(written.streams), len(written.chapters())
-            finally:
-                written.close()
+            streams, chapters_out = verify_fix(
+                src,
+                tmp,
+                suffix,
+                before,
+                packets_in,
+                expected,
+                keep,
+                moved,
+                copied_moves,
+                plans,
+                shift,
+                origin,
+                audio_stream,
+            )
     except OSError as e:
         raise MediaError(f"cannot write the output: {e.strerror or e}", dst) from e
     trimmed = 0.0
@@ -299,4 +363,7 @@ def fix_offset(
         streams=streams,
         chapters=chapters_out,
         ffmpeg=find_ffmpeg(),
+        drift_sec_per_min=float(drift_sec_per_min or 0.0),
+        conform=conform,
+        stream_fixes=tuple(records),
     )

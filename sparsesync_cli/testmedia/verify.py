@@ -43,7 +43,7 @@ def _seconds(value: int | None, time_base: Fraction) -> Fraction | None:
 def _video_origin(container: av.container.InputContainer) -> Fraction:
     """File time zero: the first video stream's start (the container's start without video)."""
     for s in container.streams.video:
-        if s.start_time is not None:
+        if s.start_time is not None and s.time_base is not None:
             return s.start_time * Fraction(s.time_base)
     start = container.start_time
     return Fraction(start, av.time_base) if start is not None else Fraction(0)
@@ -223,7 +223,7 @@ class _Assembler:
     def add(self, frame: av.AudioFrame) -> None:
         self.fmt, self.layout = frame.format.name, frame.layout.name
         at = None
-        if frame.pts is not None:
+        if frame.pts is not None and frame.time_base is not None:
             at = round((frame.pts * Fraction(frame.time_base) - self.origin) * self.rate)
         if self.start is None:
             self.start = self.pos = at if at is not None else 0
