@@ -84,7 +84,10 @@ def problems_after_fix(orig: Original, out: Path, shift: float, *, conform: bool
     audio = verify.read_audio(out)
     if len(audio) != len(orig.audio):
         problems.append(f"{len(audio)} audio tracks, the input has {len(orig.audio)}")
-    span = orig.picture if conform else None
+    # MXF interleaves its tracks frame by frame and its muxer ends every track with the shortest,
+    # so moved audio there always spans the picture exactly (fix_offset conforms it): the samples
+    # a shift keeps are those inside the picture.
+    span = orig.picture if conform or out.suffix == ".mxf" else None
     for before, got in zip(orig.audio, audio, strict=False):
         problems += verify.shift_problems(before, got, shift, span=span, what=f"audio track {before.index}")
     timecode = verify.start_timecode(out)
