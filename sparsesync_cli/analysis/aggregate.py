@@ -4,7 +4,7 @@ Separate from windowing on purpose (demucs keeps its weighted sum apart from its
 module sees only numbers: probabilities ``(W, C)`` over a class grid of offsets in seconds and
 the file time of each window.
 
-The rules, in the words the README uses:
+The rules, in the words of docs/guides/check-a-file.md ("What the numbers mean"):
 
 - **Offset**: the class with the highest combined posterior. Each window's probabilities are
   treated as a likelihood for one file-wide offset and multiplied (log-probabilities summed).

@@ -8,7 +8,7 @@ Order: coarse to fine over the file (:func:`visit_order`): the first window, the
 middle, the quarters, the eighths, ... (a van der Corput sequence on the window indices), so
 every prefix of the order is spread evenly over the file.
 
-Stopping rule (the README states it in the same words). After each batch the visited windows
+Stopping rule (docs/guides/fast-triage.md states it in the same words). After each batch the visited windows
 are aggregated exactly as a full run aggregates all of them
 (:func:`~sparsesync_cli.analysis.aggregate.aggregate`). The verdict is **decided**, and
 reading stops, when all of these hold:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,10 @@ Piece = dict[str, Any]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How an actor loads the model: the normal load path (registry cache or checkpoint file)."""
+    """Which model to load and how: the normal load path (registry cache or checkpoint file).
+
+    The CLI builds one from its options and loads it here; ``--ray`` ships it to the actors.
+    """
 
     name: str | None = None
     checkpoint: str | None = None
@@ -61,8 +64,11 @@ class ModelSpec:
     optimize: bool = True
     calibration: dict | None = None  # the driver's applied calibration (ModelSetup.calibration)
 
-    def load(self) -> SyncModel:
-        """Load the model here (downloads go through the cache and its lock, once per node)."""
+    def load(self, progress: Callable[[str, int, int | None], None] | None = None) -> SyncModel:
+        """Load the model here (downloads go through the cache and its lock, once per node).
+
+        ``progress(name, done, total)`` is called as a checkpoint downloads.
+        """
         from ..sync_model import load_model
 
         if self.threads:
@@ -75,6 +81,7 @@ class ModelSpec:
             config=self.config,
             device=self.device,
             precision=self.precision,
+            progress=progress,
             optimize=self.optimize,
         )
         if self.calibration is not None:  # checked against the model at the driver already
