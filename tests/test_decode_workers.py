@@ -7,6 +7,7 @@ lost, reordered or mixed between files on the way through the workers changes th
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,17 +79,16 @@ def rows(results) -> list[dict]:
     return out
 
 
-def test_workers_give_the_rows_of_one_worker_and_of_the_in_process_run(files):
+def test_workers_give_the_rows_of_the_in_process_run(files):
     options = PredictOptions(stride_sec=2.0)
     local = rows(iter_predictions(files, ProbeModel(), options))
-    one = rows(iter_predictions(files, ProbeModel(), options, decode_workers=1))
     two = rows(iter_predictions(files, ProbeModel(), options, decode_workers=2))
     assert [r["path"] for r in two] == [str(f) for f in files]
     assert [r["ok"] for r in two] == [True, False, True, False, True]
     assert two[1]["error"] and two[3]["error"] == "no such file"
     assert [len(r["windows"]) for r in two if r["ok"]] == [1, 3, 2]
-    # logits bit for bit (the JSON rows hold every window's logits as floats)
-    assert two == one == local
+    # logits bit for bit (the rows hold every window's logits as floats); 1 worker: the CLI test
+    assert two == local
 
 
 def test_model_batches_span_files_and_do_not_depend_on_the_workers(files):
@@ -197,3 +197,48 @@ def test_auto_leaves_the_model_its_cores():
     assert auto_workers("cuda", 1) == max(1, cores - 1)
     assert auto_workers("cpu", cores) == 1  # the model's threads take every core: one worker
     assert auto_workers("cpu", 1) == max(1, cores - 1)
+
+
+# ---------------------------------------------------------------- the command line
+def run(*args):
+    from typer.testing import CliRunner
+
+    from sparsesync_cli.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+def test_predict_with_2_and_1_decode_workers_writes_the_same_jsonl(files, tmp_path, monkeypatch):
+    from sparsesync_cli import sync_model
+
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: ProbeModel())
+    folder = files[0].parents[1]  # the three clips (in sub-folders) and the corrupt file
+    out = {}
+    for n in (2, 1):
+        jsonl = tmp_path / f"{n}.jsonl"
+        res = run("predict", folder, "-r", "--stride", "2", "--decode-workers", n, "--jsonl", jsonl, "-q")
+        assert res.exit_code == 1, res.output  # the corrupt file failed, as its own row
+        out[n] = [{k: v for k, v in r.items() if k != "elapsed_sec"} for r in map(json.loads, jsonl.open())]
+    assert out[2] == out[1]
+    assert [r["ok"] for r in out[2]] == [True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "cpu", "--decoder", "gpu"], "the GPU decoder needs CUDA (--device cuda), not --device"),
+        (["--decoder", "nvdec"], "--decoder nvdec: expected one of auto, cpu, gpu"),
+        (["--decode-workers", "0"], "--decode-workers 0: expected a positive number or auto"),
+        (["--decode-workers", "2", "--sample", "auto"], "--sample auto runs in this process only"),
+    ],
+)
+def test_decoder_options_are_usage_errors_before_any_model_loads(files, monkeypatch, args, message):
+    from sparsesync_cli import sync_model
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(sync_model, "load_model", never)
+    res = run("predict", files[0], *args)
+    assert res.exit_code == 2
+    assert res.output.count("\n") == 1 and message in res.output, res.output
