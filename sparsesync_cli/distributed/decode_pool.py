@@ -61,8 +61,13 @@ def auto_workers(device: str, model_threads: int) -> int:
 
 
 def _context() -> Any:
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    # The server imports the decoder once; each worker (and a replacement) forks from it ready
+    # to decode instead of importing PyAV and numpy again. No effect once the server runs.
+    ctx.set_forkserver_preload(["__main__", "sparsesync_cli.distributed.work", "sparsesync_cli.media.decode"])
+    return ctx
 
 
 @dataclass(frozen=True)
