@@ -28,6 +28,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def _context() -> Any:
     ctx = mp.get_context("forkserver")
     # The server imports the decoder once; each worker (and a replacement) forks from it ready
     # to decode instead of importing PyAV and numpy again. No effect once the server runs.
-    ctx.set_forkserver_preload(["__main__", "sparsesync_cli.distributed.work", "sparsesync_cli.media.decode"])
+    ctx.set_forkserver_preload(["sparsesync_cli.distributed.work", "sparsesync_cli.media.decode"])
     return ctx
 
 
@@ -102,6 +103,28 @@ class SlotLayout:
             and audio.dtype == np.float32
             and audio.shape == (n, self.samples)
         )
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """While a worker starts: keep multiprocessing from running the caller's main script again
+    in it (as ``__mp_main__``, which spawn and forkserver do to unpickle objects defined there).
+
+    A worker needs nothing from that script, and running it again imports whatever the script
+    imports at its top, torch included: seconds and hundreds of MB per worker. Without the main
+    module's ``__file__`` and ``__spec__`` multiprocessing sends no main module to the child.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    if main is not None:
+        main.__dict__.pop("__file__", None)
+        main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
 
 
 def _attach(name: str) -> SharedMemory:
@@ -244,7 +267,8 @@ class DecodePool:
             name=f"avsync-decode-{w}",
             daemon=True,
         )
-        proc.start()
+        with _main_module_hidden():
+            proc.start()
         ours_in.close()
         ours_out.close()
         self._workers[w] = _Worker(proc, theirs_in, theirs_out)
