@@ -100,6 +100,19 @@ def test_model_batches_span_files_and_do_not_depend_on_the_workers(files):
     assert one.batches == two.batches == [4, 2]  # 1 + 3 + 2 windows: the first call spans 3 files
 
 
+def test_a_model_call_that_fails_is_its_files_failed_row(files):
+    class Flaky(ProbeModel):
+        def logits(self, frames, audio):
+            if len(self.batches) == 1:  # the second call: the first window of files[2]
+                self.batches.append(len(frames))
+                raise RuntimeError("CUDA out of memory (simulated)")
+            return super().logits(frames, audio)
+
+    got = rows(iter_predictions(files, Flaky(), PredictOptions(stride_sec=2.0), decode_workers=2))
+    assert [r["ok"] for r in got] == [True, False, False, False, True]
+    assert "CUDA out of memory (simulated)" in got[2]["error"]
+
+
 def test_score_and_evaluate_with_workers_equal_the_in_process_run(files, tmp_path):
     from sparsesync_cli.analysis.desync import score_files
     from sparsesync_cli.evaluation.protocol import ProtocolItem

@@ -87,7 +87,16 @@ class _Batcher:
         k = len(self._rows)
         frames, audio = self._frames[:k], self._audio[:k]  # type: ignore[index]
         run = self.model.logits if self.raw else lambda f, a: calibrated_logits(self.model, f, a)
-        logits = run(frames, audio).numpy().astype(np.float32, copy=False)
+        try:
+            logits = run(frames, audio).numpy().astype(np.float32, copy=False)
+        except Exception as e:  # the model failed on this call: its files fail, the batch goes on
+            from .work import _one_line
+
+            states = list({id(st): st for st, _ in self._rows}.values())
+            for st in states:
+                st["piece"]["error"], st["left"] = _one_line(e), 0
+            self._rows, self._frames, self._audio = [], None, None
+            return states
         done = []
         for (state, r), lg in zip(self._rows, logits, strict=True):
             state["piece"]["logits"][r] = lg
