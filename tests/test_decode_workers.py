@@ -255,3 +255,26 @@ def test_decoder_options_are_usage_errors_before_any_model_loads(files, monkeypa
     res = run("predict", files[0], *args)
     assert res.exit_code == 2
     assert res.output.count("\n") == 1 and message in res.output, res.output
+
+
+def test_decoding_needs_no_torch_and_crops_the_same_bytes(files):
+    import numpy as np
+
+    from sparsesync_cli.features.common import center_crop, center_crop_array
+
+    x = np.random.default_rng(0).integers(0, 255, (2, 3, 257, 341, 3), dtype=np.uint8)
+    assert np.array_equal(center_crop_array(x), center_crop(x).numpy())
+    code = textwrap.dedent(f"""
+        import sys
+        from sparsesync_cli.analysis.predict import PredictOptions
+        from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
+        from sparsesync_cli.distributed import decode_pool  # noqa: F401  (what a worker imports)
+        from sparsesync_cli.distributed.work import PredictJob
+        from sparsesync_cli.sync_model import ModelSetup
+
+        setup = ModelSetup("x", "sparsesync", None, (0.0,), SPARSESYNC_GEOMETRY, "cpu", "fp32")
+        pieces = list(PredictJob(PredictOptions(), setup).decode({str(files[0])!r}))
+        print(len(pieces), pieces[0]["frames"].shape, "torch" in sys.modules)
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[0] == "1 (1, 125, 3, 224, 224) False"
