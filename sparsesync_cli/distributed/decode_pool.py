@@ -115,7 +115,8 @@ def _main_module_hidden() -> Iterator[None]:
     module's ``__file__`` and ``__spec__`` multiprocessing sends no main module to the child.
     """
     main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    names: tuple[str, ...] = ("__file__", "__spec__")
+    saved: dict[str, Any] = {k: main.__dict__[k] for k in names if main is not None and k in main.__dict__}
     if main is not None:
         main.__dict__.pop("__file__", None)
         main.__dict__["__spec__"] = None
