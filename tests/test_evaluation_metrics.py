@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from sparsesync_cli.evaluation.calibration import (
     fit_temperature,
     load_calibration,
     save_calibration,
+    split_heldout,
 )
 from sparsesync_cli.evaluation.metrics import SCHEMA, compute_metrics, target_class
 from sparsesync_cli.evaluation.protocol import ProtocolItem
@@ -121,10 +124,11 @@ def test_fit_calibration_improves_heldout_ece_and_names_its_model(tmp_path):
     path = tmp_path / "cal.json"
     save_calibration(cal, path)
     d = json.loads(path.read_text())
-    assert d["schema"] == "avsync.calibration/1" and d["model"] == {
+    assert d["schema"] == "avsync.calibration/2" and d["model"] == {
         "name": "tiny.pt",
         "family": "sparsesync",
         "classes": 21,
+        "sha256": None,  # a model made in memory has no checkpoint file
     }
     back = load_calibration(path)
     assert back.temperature == cal.temperature and back.path == str(path)
@@ -153,7 +157,13 @@ def test_a_calibration_for_another_model_is_refused_in_one_line(tmp_path):
     [
         ("not json", "not JSON"),
         ('{"schema": "x"}', "schema"),
-        ('{"schema": "avsync.calibration/1", "temperature": -1}', "missing or wrong"),
+        ('{"schema": "avsync.calibration/2", "temperature": -1}', "missing or wrong"),
+        (
+            '{"schema": "avsync.calibration/2", "temperature": 2, "model": {"name": "m", "family": "f", '
+            '"classes": 21, "sha256": "abc"}}',
+            "missing or wrong",
+        ),
+        ('{"schema": "avsync.calibration/1", "temperature": 2}', "fit it again"),
     ],
 )
 def test_a_broken_calibration_file_is_one_line(tmp_path, content, why):
@@ -168,3 +178,46 @@ def test_temperature_leaves_accuracy_alone_but_changes_confidence():
     m1, m2 = compute_metrics(recs, GRID21), compute_metrics(recs, GRID21, temperature=3.0)
     assert m1["acc1"] == m2["acc1"] and m1["confusion"] == m2["confusion"]
     assert m2["ece"] != m1["ece"] and math.isfinite(m2["brier"])
+
+
+def test_the_heldout_split_is_by_clip_never_by_item():
+    # 4 items per clip (make-protocol --per-clip 4): a clip's items are all fitted or all held out
+    recs = [
+        item_record(ProtocolItem(f"clip{c}", GRID21[k], 1.0), GRID21, "tiny.pt", logits=peaked_logits(k))
+        for c in range(10)
+        for k in (2, 7, 11, 16)
+    ]
+    fit, held = split_heldout([r["path"] for r in recs])
+    fit_clips, held_clips = {recs[i]["path"] for i in fit}, {recs[i]["path"] for i in held}
+    assert not fit_clips & held_clips and len(held_clips) == 3 and len(held) == 12
+    assert sorted([*fit, *held]) == list(range(40))
+    cal = fit_calibration(recs, _model())
+    assert (cal.n_fit, cal.n_heldout) == (28, 12)
+    with pytest.raises(UsageError, match="2 clips or more"):
+        fit_calibration([{**r, "path": "one"} for r in recs], _model())
+
+
+def test_a_calibration_is_bound_to_the_checkpoint_bytes_not_its_name(tmp_path):
+    a, b = tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt"
+    for p, byte in ((a, b"\x00"), (b, b"\x01")):  # same name, one byte apart
+        p.parent.mkdir()
+        p.write_bytes(b"weights" * 1000 + byte)
+    model_a = ModelSetup("model.pt", "sparsesync", str(a), GRID21, SPARSESYNC_GEOMETRY, "cpu", "fp32")
+    model_b = replace(model_a, checkpoint=str(b))
+    path = tmp_path / "cal.json"
+    save_calibration(fit_calibration(_overconfident_records(60), model_a), path)
+    assert json.loads(path.read_text())["model"]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
+
+    class Loaded:
+        info = model_a
+
+    apply_calibration(Loaded(), load_calibration(path))  # the same bytes: accepted
+    Loaded.info = model_b
+    with pytest.raises(UsageError) as e:
+        apply_calibration(Loaded(), load_calibration(path))
+    msg = str(e.value)
+    assert "\n" not in msg and str(b) in msg and str(path) in msg and "sha256" in msg
+    a.write_bytes(b.read_bytes())  # the file at a's path now holds other bytes: refused too
+    Loaded.info = model_a
+    with pytest.raises(UsageError, match="sha256"):
+        apply_calibration(Loaded(), load_calibration(path))

@@ -107,7 +107,16 @@ HAND_ROWS = [  # (path, offset_sec, vstart_sec), the authors' column order
 @pytest.fixture
 def fake(monkeypatch):
     model = OffsetReadingModel(late_at_one_second)
-    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: model)
+
+    def load(*args, checkpoint=None, **kwargs):  # a fresh model each time, from the file given
+        model.info = replace(
+            model.info, checkpoint=None if checkpoint is None else str(checkpoint), calibration=None
+        )
+        model.loads += 1
+        return model
+
+    model.loads = 0
+    monkeypatch.setattr(sync_model, "load_model", load)
     return model
 
 
@@ -184,10 +193,12 @@ def test_resume_from_the_jsonl_runs_only_what_is_missing(dataset, tmp_path, fake
 
 
 def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset, tmp_path, fake, monkeypatch):
-    # 12 items, all right at p = 0.7: the model is under-confident, a temperature < 1 sharpens it
+    # 12 items of 2 clips (the held-out share is a share of clips), all right at p = 0.7: the
+    # model is under-confident, a temperature < 1 sharpens it
     rows = [
-        ("SyntheticVG_0_10000", o, 0.5)
-        for o in (-2.0, -1.6, -1.2, -0.8, -0.4, 0.0, 0.2, 0.6, 1.0, 1.4, 1.8, 2.0)
+        (clip, o, 0.5)
+        for clip in ("vggsound/SyntheticVG_0_10000", "lrs3/pretrain/SyntheticAA/00001")
+        for o in (-2.0, -1.2, -0.4, 0.2, 1.0, 1.8)
     ]
     fake.rule = lambda k: k
     cal = tmp_path / "cal.json"
@@ -195,7 +206,7 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     r, m = _evaluate(
         _write(tmp_path, rows),
         "--root",
-        dataset / "vggsound",
+        dataset,
         "--json",
         "--fit-calibration",
         cal,
@@ -216,7 +227,6 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.splitlines()[0])
     assert res["model"]["calibration"] == {"file": str(cal), "temperature": d["temperature"], "model": "fake"}
-    fake.info = replace(fake.info, calibration=None)  # load_model gives a fresh model each time
     plain = json.loads(runner.invoke(app, ["predict", str(clip), "--json"]).stdout.splitlines()[0])
     assert "calibration" not in plain["model"]
     assert res["windows"][0]["confidence"] > plain["windows"][0]["confidence"]  # sharpened
@@ -298,3 +308,114 @@ def test_item_logits_equal_predict_and_the_golden_references(dataset, shared_dir
     )
     window = predict_file(dataset / "vggsound" / "3qesirWAGt4_20000_30000.mp4", model, opts).windows[0]
     assert np.abs(np.array(window.logits) - records[1]["logits"]).max() <= 1e-4
+
+
+# ---------------------------------------------------------------- randomised passes, guards
+
+
+def test_passes_draw_reproducible_items_and_resume_per_item_and_pass(dataset, tmp_path, fake):
+    proto = _write(tmp_path, [("vggsound/SyntheticVG_0_10000", 0.0, 1.0), ("vggsound/missing_0_1", 0.0, 1.0)])
+    jsonl = tmp_path / "items.jsonl"
+    args = (proto, "--root", dataset, "--passes", "3", "--seed", "0", "--json")
+    r, m = _evaluate(*args, "--jsonl", jsonl)
+    assert r.exit_code == 1, r.output  # the missing clip fails in each pass
+    assert (m["passes"], m["seed"], m["n"], m["n_failed"]) == (3, 0, 3, 3) and fake.calls == 3
+    assert len(m["acc1_per_pass"]) == 3 and {"acc5", "acc5_pm1", "map", "roc_auc", "dprime"} <= set(m)
+    records = read_item_jsonl(jsonl)
+    assert len(records) == 6 and sorted((r["row"], r["pass"]) for r in records) == [
+        (row, p) for row in (0, 1) for p in range(3)
+    ]
+    drawn = [(r["offset_sec"], r["vstart_sec"]) for r in records if r["ok"]]
+    assert len(set(drawn)) == 3  # each pass drew another window of the clip
+    # the same seed draws the same items; another seed others
+    _, again = _evaluate(*args, "--jsonl", tmp_path / "again.jsonl")
+    assert [
+        (r["offset_sec"], r["vstart_sec"]) for r in read_item_jsonl(tmp_path / "again.jsonl") if r["ok"]
+    ] == drawn
+    assert again["acc1_per_pass"] == m["acc1_per_pass"]  # (other seeds: test_evaluation_passes)
+    # resume: one pass's record lost; only that (item, pass) runs again
+    lines = jsonl.read_bytes().splitlines(keepends=True)
+    jsonl.write_bytes(b"".join(line for line in lines if b'"pass":1' not in line or b"missing" in line))
+    fake.calls = 0
+    r, resumed = _evaluate(*args, "--jsonl", jsonl)
+    assert fake.calls == 1 and "2 item(s) taken from" in r.stderr
+    assert resumed["acc1_per_pass"] == m["acc1_per_pass"] and resumed["n"] == 3
+    # a plain run on the same JSONL is other items: its records are not taken for drawn ones
+    fake.calls = 0
+    r, plain = _evaluate(proto, "--root", dataset, "--json", "--jsonl", jsonl)
+    assert fake.calls == 1 and plain["passes"] is None and plain["n"] == 1
+    r, _ = _evaluate(proto, "--root", dataset, "--seed", "3")
+    assert r.exit_code == 2 and "--seed goes with --passes" in r.stderr
+
+
+def test_a_named_protocol_refuses_a_model_of_another_class_count_before_loading_it(
+    dataset, tmp_path, fake, monkeypatch
+):
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("AVSYNC_OFFLINE", "1")  # it must not even fetch the protocol
+    r, _ = _evaluate("lrs3-3cls", "--root", dataset)  # the default model has 21 classes
+    assert r.exit_code == 2 and fake.loads == 0
+    line = r.stderr.strip()
+    assert "\n" not in line and "lrs3-3cls is for 3-class models (sparsesync-lrs3-3cls)" in line
+    assert "sparsesync-audioset has 21 classes" in line
+    r, _ = _evaluate("lrs3", "--root", dataset, "--model", "sparsesync-vggsound-sparse-3cls")
+    assert r.exit_code == 2 and "21-class" in r.stderr and fake.loads == 0
+    r, _ = _evaluate("lrs3", "--root", dataset)  # the right class count: on to the (offline) fetch
+    assert r.exit_code == 1 and "not in the cache" in r.stderr
+
+
+def test_evaluate_reads_avsync_calibration_and_binds_it_to_the_checkpoint_bytes(
+    dataset, tmp_path, fake, monkeypatch
+):
+    a, b = tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt"
+    for p, last in ((a, b"\x00"), (b, b"\x01")):  # the same file name, one byte apart
+        p.parent.mkdir()
+        p.write_bytes(b"weights" * 100 + last)
+    rows = [
+        (clip, o, 0.5)
+        for clip in ("vggsound/SyntheticVG_0_10000", "lrs3/pretrain/SyntheticAA/00001")
+        for o in (-2.0, -1.0, 0.2, 1.0, 1.8)
+    ]  # 10 items of 2 clips: the least a calibration takes
+    fake.rule = lambda k: k
+    proto, cal = _write(tmp_path, rows), tmp_path / "cal.json"
+    r, m = _evaluate(proto, "--root", dataset, "--json", "--checkpoint", a, "--fit-calibration", cal)
+    assert r.exit_code == 0, r.output
+    assert json.loads(cal.read_text())["model"]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
+    assert (m["fitted_calibration"]["n_fit"], m["fitted_calibration"]["n_heldout"]) == (5, 5)  # by clip
+
+    clip = dataset / "vggsound" / "SyntheticVG_0_10000.mp4"
+    r = runner.invoke(
+        app, ["predict", str(clip), "--json", "--checkpoint", str(a), "--calibration", str(cal)]
+    )
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        app, ["predict", str(clip), "--json", "--checkpoint", str(b), "--calibration", str(cal)]
+    )
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "sha256" in r.stderr
+
+    monkeypatch.setenv("AVSYNC_CALIBRATION", str(cal))
+    r, m = _evaluate(proto, "--root", dataset, "--json", "--checkpoint", a)
+    assert r.exit_code == 0 and m["calibration"]["file"] == str(cal)
+    assert m["temperature"] == json.loads(cal.read_text())["temperature"]
+    r, _ = _evaluate(proto, "--root", dataset, "--checkpoint", b)
+    assert r.exit_code == 2 and str(cal) in r.stderr and "sha256" in r.stderr
+
+
+@pytest.mark.slow
+def test_a_drawn_item_is_the_window_predict_computes_at_its_offset_and_start(dataset, shared_dir):
+    from sparsesync_cli.evaluation.passes import pass_items
+
+    fx = shared_dir / "fixtures/sparsesync"
+    model = sync_model.load_model(
+        checkpoint=fx / "tiny_sparsesync.pt", config=fx / "cfg-tiny_sparsesync.yaml", device="cpu"
+    )
+    items = pass_items([ProtocolItem("3qesirWAGt4_20000_30000", 0.0, 0.0)], 2, seed=0)
+    records = list(evaluate_items(items, model, dataset / "vggsound"))
+    assert [r["pass"] for r in records] == [0, 1] and all(r["ok"] for r in records)
+    assert records[0]["offset_sec"] != records[1]["offset_sec"]
+    clip = dataset / "vggsound" / "3qesirWAGt4_20000_30000.mp4"
+    for r in records:
+        opts = PredictOptions(start_sec=r["vstart_sec"], shift_sec=r["offset_sec"], duration_sec=5.0)
+        window = predict_file(clip, model, opts).windows[0]
+        assert np.abs(np.array(window.logits) - r["logits"]).max() <= 1e-4
+        assert r["target_class"] == target_class(r["offset_sec"], model.grid)

@@ -186,8 +186,10 @@ def _rebuild_parameter(data: torch.Tensor, *_ignored: Any) -> torch.Tensor:
     return data
 
 
-def _read_pickle(path: str) -> Any:
-    """Unpickle the checkpoint at ``path`` with the allow-list; raise CheckpointError on any problem."""
+def _read_pickle(path: str, weights: bool = True) -> Any:
+    """Unpickle the checkpoint at ``path`` with the allow-list; raise CheckpointError on any problem.
+
+    ``weights=False``: tensors on the meta device (shapes and dtypes only, no storage read)."""
     import torch
 
     if not os.path.exists(path):
@@ -214,6 +216,8 @@ def _read_pickle(path: str) -> Any:
 
         def load_storage(key: str, dtype_name: str, numel: int) -> torch.Tensor:
             dtype = getattr(torch, dtype_name)
+            if not weights:
+                return torch.empty(numel, dtype=dtype, device="meta")
             cached = storages.get(key)
             if cached is not None:
                 return cached.view(dtype) if cached.dtype != dtype else cached
@@ -301,18 +305,22 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
-def load_checkpoint(path: str | os.PathLike, config_path: str | os.PathLike | None = None) -> Checkpoint:
+def load_checkpoint(
+    path: str | os.PathLike, config_path: str | os.PathLike | None = None, *, weights: bool = True
+) -> Checkpoint:
     """Load an official checkpoint (``{'model': ..., 'args': ...}``) or a bare state dict, safely.
 
     The config comes from ``config_path`` (a ``cfg-<id>.yaml``) when given, else from the
     checkpoint's ``args``, else it is None. Tensors keep their stored dtype (fp16 or fp32).
     Raises :class:`CheckpointError` (one line, naming the file) for a missing, truncated or
-    malicious file, or one that holds no state dict.
+    malicious file, or one that holds no state dict. ``weights=False`` reads only the pickle:
+    the tensors are on the meta device (names, shapes and dtypes, no values), for a quick look
+    at what a checkpoint is before loading it.
     """
     from .config import load_config
 
     path = os.fspath(path)
-    obj = _read_pickle(path)
+    obj = _read_pickle(path, weights)
     if _is_state_dict(obj) and obj:
         state_dict, args = dict(obj), None
     elif isinstance(obj, dict) and _is_state_dict(obj.get("model")) and obj["model"]:

@@ -117,7 +117,7 @@ SampleOpt = Annotated[
     typer.Option(
         "--sample",
         help="all: read every window; auto: read windows coarse to fine over the file and stop when "
-        "the verdict is decided (README: fast triage).",
+        "the verdict is decided (manual: Guides > Fast triage).",
     ),
 ]
 MinWindowsOpt = Annotated[

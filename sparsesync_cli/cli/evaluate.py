@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -36,6 +36,10 @@ from .common import (
     one_line_errors,
     out_console,
 )
+
+if TYPE_CHECKING:
+    from ..distributed.work import ModelSpec
+    from ..evaluation.named import NamedProtocol
 
 
 class _DefaultRunGroup(TyperGroup):
@@ -88,7 +92,23 @@ def evaluate_run(
     ] = None,
     calibration: Annotated[
         Path | None,
-        typer.Option("--calibration", help="Judge the confidences with this calibration applied."),
+        typer.Option(
+            "--calibration",
+            help="Judge the confidences with this calibration applied (default: $AVSYNC_CALIBRATION).",
+        ),
+    ] = None,
+    passes: Annotated[
+        int | None,
+        typer.Option(
+            "--passes",
+            min=1,
+            help="Randomised passes, as the authors evaluated VGGSound-Sparse (iter_times): each pass "
+            "draws every row's offset from the model's classes and its start at random. Default: one "
+            "pass over the protocol's own offsets.",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="The draws of --passes come from this seed (default 0).")
     ] = None,
     batch_size: Annotated[
         int | None,
@@ -105,11 +125,12 @@ def evaluate_run(
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
-    """Evaluate a model on PROTOCOL: Acc@1, Acc@1 within +-1 class, confusion, reliability, ECE, Brier.
+    """Evaluate a model on PROTOCOL: Acc@1 and @5 (also within +-1 class), mAP, ROC-AUC, d-prime,
+    confusion, reliability, ECE, Brier.
 
     Each item is one 5 s window, exactly `avsync predict PATH --start vstart_sec --shift
     offset_sec --duration 5`. Missing or unreadable clips are counted and listed; exit code 1
-    when any failed.
+    when any failed. A named protocol refuses a model of another class count (exit 2).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -117,18 +138,26 @@ def evaluate_run(
     from ..evaluation import calibration as cal_mod
     from ..evaluation.metrics import compute_metrics
     from ..evaluation.named import NAMED_PROTOCOLS, fetch_named_protocol, is_named
+    from ..evaluation.passes import pass_items
     from ..evaluation.protocol import read_protocol
     from ..evaluation.run import run_protocol
 
     err = err_console()
     with one_line_errors():
         workers = decoding(decode_workers, decoder, device, ray)
+        if seed is not None and passes is None:
+            raise UsageError("--seed goes with --passes (the protocol's own offsets need no seed)")
+        spec = model_spec(model, checkpoint, config, device, precision, threads)
         named = NAMED_PROTOCOLS[protocol] if is_named(protocol) else None
+        if named is not None:  # before anything slow: a model of another class count is refused
+            _check_named_model(named, spec)
         with DownloadBar() as bar:
             csv_path = fetch_named_protocol(named, progress=bar.update) if named else Path(protocol)
         items = read_protocol(csv_path)
-        cal = cal_mod.load_calibration(calibration) if calibration is not None else None
-        spec = model_spec(model, checkpoint, config, device, precision, threads)
+        if passes is not None:
+            items = pass_items(items, passes, seed or 0)
+        cal_path = cal_mod.calibration_path(calibration)
+        cal = cal_mod.load_calibration(cal_path) if cal_path is not None else None
         runner = None
         if ray is not None:  # items run on Ray; this process loads the model on its CPU for its facts
             runner = RayRunner(
@@ -190,8 +219,21 @@ def evaluate_run(
         raise typer.Exit(1)
 
 
+def _check_named_model(named: NamedProtocol, spec: ModelSpec) -> None:
+    """Refuse a model whose class count is not the named protocol's, without loading it."""
+    from ..checkpoints.registry import default_model_name
+    from ..evaluation.guard import check_protocol_model, model_classes
+
+    if spec.config is not None and spec.checkpoint is None:
+        raise UsageError("--config goes with --checkpoint")
+    label = spec.checkpoint if spec.checkpoint is not None else (spec.name or default_model_name())
+    check_protocol_model(named, model_classes(spec.name, spec.checkpoint, spec.config), label)
+
+
 def _print_evaluation(m: dict[str, Any], as_json: bool) -> None:
     out = out_console()
+    for w in m.get("warnings") or []:
+        err_console().print(f"avsync: warning: {w}", markup=False, soft_wrap=True)
     if as_json:
         out.out(json.dumps(m), highlight=False)
         return
@@ -203,8 +245,16 @@ def _print_evaluation(m: dict[str, Any], as_json: bool) -> None:
         f"{m['protocol']}: {m['n']} item(s) evaluated, {m['n_failed']} failed, model {m['model']['name']}",
         f"  Acc@1 {pct(m['acc1'])}, within +-1 class {pct(m['acc1_pm1'])}, "
         f"mean |offset error| {m['mean_abs_offset_error_sec'] if m['n'] else 'n/a'} s",
+        f"  Acc@5 {pct(m['acc5'])}, within +-1 class {pct(m['acc5_pm1'])}; "
+        f"mAP {m['map']}, ROC-AUC {m['roc_auc']}, d' {m['dprime']}",
         f"  ECE {m['ece']}, Brier {m['brier']} (temperature {m['temperature']})",
     ]
+    if m.get("passes"):
+        per = ", ".join(pct(x) for x in m["acc1_per_pass"])
+        lines.append(
+            f"  {m['passes']} randomised pass(es), seed {m['seed']}: Acc@1 per pass {per} "
+            f"(std {m['acc1_per_pass_std']})"
+        )
     lines += [f"  published Acc@1 of {k}: {v} %" for k, v in m["published_acc1"].items()]
     if m.get("fitted_calibration"):
         f = m["fitted_calibration"]

@@ -202,9 +202,13 @@ class EvaluateJob:
         base = {**_empty_piece(source, time.time()), "group": "items", "n_chunks": 1, "groups": "items"}
         try:
             items = chunk_items(source)
-            batches = decode_items(items, self.root, self.setup.geometry, len(items), self.audio_stream)
+            batches = decode_items(
+                items, self.root, self.setup.geometry, len(items), self.audio_stream, self.setup.grid
+            )
             decoded = [b for batch in batches for b in batch]  # one batch: the chunk is one model batch
-            piece = {**base, "items": json.dumps([[file, error] for _, file, _, _, error in decoded])}
+            # each item's file and error, and the offset and start it was read at (drawn ones differ)
+            rows = [[file, error, it.offset_sec, it.vstart_sec] for it, file, _, _, error in decoded]
+            piece = {**base, "items": json.dumps(rows)}
             good = [b for b in decoded if b[4] is None]
             if good:
                 piece.update(frames=np.stack([b[2] for b in good]), audio=np.stack([b[3] for b in good]))
@@ -217,8 +221,11 @@ class EvaluateJob:
         from ..evaluation.run import batch_records
 
         (piece,) = pieces["items"]
-        files_errors = json.loads(str(piece["items"]))
-        batch = [(item, f, e) for item, (f, e) in zip(chunk_items(source), files_errors, strict=True)]
+        rows = json.loads(str(piece["items"]))
+        batch = [
+            (replace(item, offset_sec=off, vstart_sec=start), f, e)
+            for item, (f, e, off, start) in zip(chunk_items(source), rows, strict=True)
+        ]
         logits = np.asarray(piece["logits"], np.float32).tolist()  # as the local run's tensor.tolist()
         return batch_records(batch, logits, self.setup.grid, self.setup.name)
 
@@ -234,18 +241,23 @@ def item_chunks(items: Sequence[ProtocolItem], batch_size: int) -> list[str]:
         json.dumps(
             {
                 "chunk": i,
-                "items": [[it.path, it.offset_sec, it.vstart_sec] for it in items[lo : lo + batch_size]],
+                "items": [_item_row(it) for it in items[lo : lo + batch_size]],
             }
         )
         for i, lo in enumerate(range(0, len(items), batch_size))
     ]  # the chunk number keeps two chunks of the same items apart
 
 
+def _item_row(it: ProtocolItem) -> list:
+    row = [it.path, it.offset_sec, it.vstart_sec]
+    return row if it.draw is None else [*row, it.draw.seed, it.draw.pass_index, it.draw.row]
+
+
 def chunk_items(source: str) -> list[ProtocolItem]:
     """The items of a chunk made by :func:`item_chunks` (floats travel exactly through JSON)."""
-    from ..evaluation.protocol import ProtocolItem
+    from ..evaluation.protocol import Draw, ProtocolItem
 
-    return [ProtocolItem(p, o, v) for p, o, v in json.loads(source)["items"]]
+    return [ProtocolItem(p, o, v, Draw(*d) if d else None) for p, o, v, *d in json.loads(source)["items"]]
 
 
 def _window_results(

@@ -9,19 +9,25 @@ and :mod:`.report` writes the HTML page. Nothing here prints.
 """
 
 from .calibration import Calibration, fit_calibration, load_calibration
+from .guard import check_protocol_model, model_classes
 from .metrics import SCHEMA, compute_metrics
-from .protocol import ProtocolItem, make_protocol, read_protocol, write_protocol
+from .passes import pass_items
+from .protocol import Draw, ProtocolItem, make_protocol, read_protocol, write_protocol
 from .run import evaluate_items
 
 __all__ = [
     "SCHEMA",
     "Calibration",
+    "Draw",
     "ProtocolItem",
+    "check_protocol_model",
     "compute_metrics",
     "evaluate_items",
     "fit_calibration",
     "load_calibration",
     "make_protocol",
+    "model_classes",
+    "pass_items",
     "read_protocol",
     "write_protocol",
 ]

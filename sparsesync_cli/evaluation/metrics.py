@@ -10,7 +10,13 @@ they are percentages, as in the paper's tables. The confidence metrics (not in t
 softmax of the logits: the reliability table has 10 equal-width bins of the top-class
 probability, ECE is the item-weighted mean gap between a bin's accuracy and its mean confidence,
 and the Brier score is the mean over items of ``sum_c (p_c - [c == target])^2`` (0 is perfect,
-2 is the worst).
+2 is the worst). :mod:`.ranking` adds the authors' other metrics (acc5, acc5_pm1, mAP, ROC-AUC,
+d-prime) and their warnings.
+
+Randomised passes (``evaluate --passes``, :mod:`.passes`): every metric pools the items of all
+passes, as the authors compute theirs over ``iter_times`` iterations of the test set;
+``acc1_per_pass`` is each pass's own acc1 and ``acc1_per_pass_std`` their sample standard
+deviation, the pass-to-pass spread. Without passes these three are None.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from .ranking import ranking_metrics
 
 SCHEMA = "avsync.evaluation/1"
 RELIABILITY_BINS = 10
@@ -114,9 +122,11 @@ def compute_metrics(
         ],
         "grid": [float(g) for g in grid],
         "temperature": temperature,
+        **pass_summary(records),
     }
     if not ok:
-        out.update(acc1=None, acc1_pm1=None, mean_abs_offset_error_sec=None, per_class=[], confusion=[],
+        out.update(acc1=None, acc1_pm1=None, acc5=None, acc5_pm1=None, map=None, roc_auc=None, dprime=None,
+                   warnings=[], mean_abs_offset_error_sec=None, per_class=[], confusion=[],
                    reliability=[], ece=None, brier=None, nll=None)  # fmt: skip
         return out
     logits = np.array([r["logits"] for r in ok], dtype=np.float64)
@@ -141,6 +151,7 @@ def compute_metrics(
     out.update(
         acc1=_pct((preds == targets).mean()),
         acc1_pm1=_pct((np.abs(preds - targets) <= 1).mean()),
+        **ranking_metrics(logits, targets, probs),
         mean_abs_offset_error_sec=round(float(np.abs(g[preds] - true_off).mean()), 6),
         per_class=per_class,
         confusion=confusion.tolist(),
@@ -150,6 +161,28 @@ def compute_metrics(
         nll=round(nll(probs, targets), 6),
     )
     return out
+
+
+def pass_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``passes``, ``seed``, ``acc1_per_pass`` (%, over each pass's successful items, in pass
+    order) and ``acc1_per_pass_std`` (sample standard deviation; None for one pass) of records
+    of randomised passes; all None for records without passes."""
+    drawn = [r for r in records if r.get("pass") is not None]
+    if not drawn:
+        return {"passes": None, "seed": None, "acc1_per_pass": None, "acc1_per_pass_std": None}
+    passes = sorted({int(r["pass"]) for r in drawn})
+    per_pass = []
+    for p in passes:
+        hits = [r["pred_class"] == r["target_class"] for r in drawn if r["pass"] == p and r.get("ok")]
+        per_pass.append(_pct(np.mean(hits)) if hits else None)
+    values = [v for v in per_pass if v is not None]
+    seeds = sorted({int(r["seed"]) for r in drawn})
+    return {
+        "passes": len(passes),
+        "seed": seeds[0] if len(seeds) == 1 else seeds,
+        "acc1_per_pass": per_pass,
+        "acc1_per_pass_std": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else None,
+    }
 
 
 def _pct(x: float) -> float:

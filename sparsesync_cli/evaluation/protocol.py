@@ -23,16 +23,38 @@ CLIP_SUFFIX = ".mp4"  # the authors' CSVs name clips without it
 
 
 @dataclass(frozen=True)
+class Draw:
+    """Where a randomised item comes from: the run's seed, the pass and the protocol row.
+
+    The item's offset and start are drawn from these three numbers and the clip alone (see
+    :mod:`.passes`), so a draw is the same whichever worker makes it, in whatever order.
+    """
+
+    seed: int
+    pass_index: int
+    row: int
+
+
+@dataclass(frozen=True)
 class ProtocolItem:
-    """One test item: a clip, where its window starts, and the offset applied to its audio."""
+    """One test item: a clip, where its window starts, and the offset applied to its audio.
+
+    ``draw`` is set for an item of a randomised pass (``evaluate --passes``): its offset and
+    start are drawn when the clip is opened, and ``offset_sec``/``vstart_sec`` are the protocol
+    row's own until then.
+    """
 
     path: str
     offset_sec: float
     vstart_sec: float
+    draw: Draw | None = None
 
     @property
-    def key(self) -> tuple[str, float, float]:
-        """Identifies the item in a JSONL of results (for resuming)."""
+    def key(self) -> tuple:
+        """Identifies the item in a JSONL of results (for resuming): the window, or for a drawn
+        item the draw (its window is only known once drawn)."""
+        if self.draw is not None:
+            return self.path, "draw", self.draw.seed, self.draw.pass_index, self.draw.row
         return self.path, round(self.vstart_sec, 6), round(self.offset_sec, 6)
 
 

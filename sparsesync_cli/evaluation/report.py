@@ -40,11 +40,21 @@ def _summary(
         ("items failed", metrics["n_failed"]),
         ("Acc@1 (%)", _fmt(metrics["acc1"])),
         ("Acc@1 within ±1 class (%)", _fmt(metrics["acc1_pm1"])),
+        ("Acc@5 (%)", _fmt(metrics.get("acc5"))),
+        ("Acc@5 within ±1 class (%)", _fmt(metrics.get("acc5_pm1"))),
+        ("mAP (one-vs-rest)", _fmt(metrics.get("map"), 4)),
+        ("mean ROC-AUC", _fmt(metrics.get("roc_auc"), 4)),
+        ("d-prime", _fmt(metrics.get("dprime"), 4)),
         ("mean |offset error| (s)", _fmt(metrics["mean_abs_offset_error_sec"], 3)),
         ("ECE (10 bins)", _fmt(metrics["ece"], 4)),
         ("Brier score", _fmt(metrics["brier"], 4)),
         ("temperature", metrics.get("temperature", 1.0)),
     ]
+    if metrics.get("passes"):
+        rows.append(("randomised passes (seed)", f"{metrics['passes']} ({metrics['seed']})"))
+        rows.append(("Acc@1 per pass (%)", ", ".join(_fmt(x) for x in metrics["acc1_per_pass"])))
+        rows.append(("Acc@1 std over passes", _fmt(metrics["acc1_per_pass_std"])))
+    rows += [("warning", w) for w in metrics.get("warnings") or []]
     for name, value in published.items():
         rows.append((f"published Acc@1 of {name} (%)", value))
     rows += [(k, v) for k, v in settings.items() if v is not None]

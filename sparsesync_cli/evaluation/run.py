@@ -9,7 +9,9 @@ of different clips, so a GPU stays busy on datasets of one item per clip.
 
 An item record (one JSON line, schema ``avsync.evaluation_item/1``) has ``path, vstart_sec,
 offset_sec, target_class, logits, pred_class, ok, error`` plus the resolved ``file`` and the
-``model`` name. A missing or unreadable clip becomes a failed record; the run goes on.
+``model`` name; an item of a randomised pass (``evaluate --passes``, :mod:`.passes`) adds
+``pass``, ``row`` (of the protocol) and ``seed``, and its ``offset_sec``/``vstart_sec`` are the
+drawn ones. A missing or unreadable clip becomes a failed record; the run goes on.
 """
 
 from __future__ import annotations
@@ -42,7 +44,10 @@ def item_record(
 ) -> dict[str, Any]:
     """The JSONL record of one item (``logits`` for a success, ``error`` for a failure)."""
     ok = logits is not None
-    lg = [float(x) for x in logits] if ok else None
+    lg = [float(x) for x in logits] if logits is not None else None
+    drawn = {}
+    if item.draw is not None:
+        drawn = {"pass": item.draw.pass_index, "row": item.draw.row, "seed": item.draw.seed}
     return {
         "schema": ITEM_SCHEMA,
         "path": item.path,
@@ -55,10 +60,14 @@ def item_record(
         "error": error,
         "file": file,
         "model": model_name,
+        **drawn,
     }
 
 
-def record_key(r: dict[str, Any]) -> tuple[str, float, float]:
+def record_key(r: dict[str, Any]) -> tuple:
+    """The :attr:`ProtocolItem.key` of the item a record is of."""
+    if r.get("pass") is not None:
+        return r["path"], "draw", int(r["seed"]), int(r["pass"]), int(r["row"])
     return r["path"], round(float(r["vstart_sec"]), 6), round(float(r["offset_sec"]), 6)
 
 
@@ -125,17 +134,23 @@ def decode_items(
     geometry,
     batch_size: int,
     audio_stream: int | None,
+    grid: Sequence[float] | None = None,
 ) -> Iterator[list[tuple[ProtocolItem, str | None, Any, Any, str | None]]]:
     """Batches of ``batch_size`` items as ``(item, file, frames, audio, error)``, in item order.
 
     Consecutive items of a clip share a reader. An item that cannot be read has ``error`` (its
     one-line cause) and no frames or audio; the others go on. The batches are the model batches
-    (the Ray path decodes one batch's items per task, so its model calls equal these).
+    (the Ray path decodes one batch's items per task, so its model calls equal these). An item
+    with a ``draw`` gets its offset and start drawn on the model's class ``grid`` once its clip
+    is open (:func:`~.passes.draw_window`); the batch holds the drawn item.
     """
     from ..analysis.predict import _read_window
     from ..analysis.windows import check_window, window_at
     from ..media.decode import MediaReader
+    from .passes import draw_window
 
+    if grid is None and any(it.draw is not None for it in items):
+        raise ValueError("drawn items need the model's class grid")
     reader = None
     batch: list = []
     try:
@@ -149,6 +164,9 @@ def decode_items(
                         reader.close()
                         reader = None
                     reader = MediaReader(file, audio_stream=audio_stream)
+                if item.draw is not None:
+                    assert grid is not None  # checked above
+                    item = draw_window(item, reader.video_span, reader.audio_span, grid)
                 w = window_at(item.vstart_sec, item.offset_sec)
                 check_window(w, geometry, reader.video_span, reader.audio_span, path=os.fspath(file))
                 frames, audio = _read_window(reader, w, geometry)
@@ -204,7 +222,7 @@ def evaluate_items(
         return
 
     def records() -> Iterator[dict[str, Any]]:
-        decoded = decode_items(items, root, model.geometry, batch_size, audio_stream)
+        decoded = decode_items(items, root, model.geometry, batch_size, audio_stream, model.grid)
         # Freed activations stay mapped for the next batch, as in predict (see heap.py): without
         # this every batch faults its ~2 GB of pages in again.
         with heap_reuse():
