@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 from sparsesync_cli.analysis.predict import PredictOptions, iter_predictions
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY, SYNCHFORMER_GEOMETRY
@@ -26,6 +25,7 @@ from sparsesync_cli.distributed.batched_run import SLOTS_PER_WORKER
 from sparsesync_cli.distributed.decode_pool import DecodePool, SlotLayout, auto_workers
 from sparsesync_cli.distributed.work import PredictJob
 from sparsesync_cli.sync_model import ModelSetup, SyncModel
+from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 
