@@ -407,7 +407,10 @@ def iter_predictions(
         from ..distributed.batched_run import predict_pooled
 
         yield from predict_pooled(
-            [os.fspath(p) for p in paths], model, options or PredictOptions(), workers=decode_workers,
+            [os.fspath(p) for p in paths],
+            model,
+            options or PredictOptions(),
+            workers=decode_workers,
             on_window=on_window,
         )
         return
