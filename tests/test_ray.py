@@ -155,14 +155,21 @@ def test_ray_run_equals_local_run(ray_runtime, library, model_args, local_rows, 
 
 
 def _model_actor_pids() -> list[int]:
+    """The model actors of THIS test's Ray runtime: children of its raylet (another Ray runtime on
+    the machine, e.g. a parallel test worker's, has actors of its own that must not count)."""
+    import ray
+
+    node = ray._private.worker._global_node
+    raylets = {info.process.pid for info in node.all_processes.get("raylet", [])}
     pids = []
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
                 cmd = (p / "cmdline").read_bytes()
-            except OSError:
+                ppid = int((p / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if b"ray::MapWorker(MapBatches(_ModelActor))" in cmd or b"MapBatches(_ModelActor)" in cmd:
+            if ppid in raylets and b"MapBatches(_ModelActor)" in cmd:
                 pids.append(int(p.name))
     return pids
 
