@@ -74,6 +74,16 @@ def _exit_for(e: AvsyncError) -> typer.Exit:
     return typer.Exit(2 if isinstance(e, UsageError) else 1)
 
 
+INTERRUPTED_EXIT = 130  # Ctrl-C, as shells report a process stopped by SIGINT
+
+
+def say_interrupted(done: str, written: list[Path], again: str) -> None:
+    """The one line a batch stopped by Ctrl-C ends with: how far it got, what holds the results
+    that finished, and what a re-run does."""
+    kept = "written: " + ", ".join(str(p) for p in written) if written else "nothing written"
+    err_console().print(f"avsync: interrupted: {done}; {kept}; {again}", markup=False, soft_wrap=True)
+
+
 def on_error(path: str, e: AvsyncError) -> None:
     """With --debug, the traceback of an unexpected exception in one file of a batch."""
     if STATE["debug"] and isinstance(e, UnexpectedError):

@@ -12,6 +12,7 @@ from .common import shown
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from ..analysis.desync import DesyncResult
     from ..analysis.results import SyncResult
 
 
@@ -81,3 +82,19 @@ def batch_table(results: list[dict[str, Any]], width: int) -> Table | str:
         else:
             t.add_row(shown(r["path"]), "", f"FAILED: {shown(r['error'])}", "")
     return t
+
+
+def desync_line(r: DesyncResult) -> str:
+    """One file's DeSync scores (``avsync score``) on one line."""
+    if not r.ok:
+        return f"{shown(r.path)}: FAILED: {shown(r.error or '')}"
+    whole = (
+        f", whole file {r.desync_windows:.3f} (windows) / {r.desync_aggregated:.3f} (combined)"
+        + (f", {r.n_windows} of {r.windows_total} windows" if r.sampling == "auto" else "")
+        if r.desync_windows is not None
+        else ""
+    )
+    return (
+        f"{shown(r.path)}: DeSync {r.desync_av_benchmark:.3f} s "
+        f"(first {r.first_offset_sec:+.1f}, last {r.last_offset_sec:+.1f}){whole}"
+    )

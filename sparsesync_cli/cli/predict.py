@@ -11,6 +11,7 @@ import typer
 
 from ..errors import UsageError
 from .common import (
+    INTERRUPTED_EXIT,
     ActorsOpt,
     AudioStreamOpt,
     CalibrationOpt,
@@ -41,6 +42,7 @@ from .common import (
     one_line_errors,
     out_console,
     sampling,
+    say_interrupted,
 )
 from .output import batch_table, detail, summary_line, windows_table
 
@@ -158,7 +160,7 @@ def predict(
         sync_model = load_model(replace(spec, device="cpu") if ray else spec)
         calibrate(sync_model, calibration)
         options = replace(options, batch_size=batch_size or default_batch(sync_model))
-    results = run_batch(
+    results, interrupted = run_batch(
         files,
         sync_model,
         options,
@@ -172,7 +174,18 @@ def predict(
     )
     if report is not None:
         with one_line_errors():
-            _write_html(results, report, sync_model, options)
+            _write_html(results, report, sync_model, options, quiet=interrupted)
+    if interrupted:  # Ctrl-C: the reports hold what finished; one line says so
+        written = [p for p in (jsonl, parquet, csv_path, report) if p is not None]
+        resume = jsonl or parquet
+        say_interrupted(
+            f"{len(results)} of {len(files)} file(s) done",
+            written,
+            f"the same command resumes from {resume}"
+            if resume
+            else "a re-run starts over (--jsonl FILE makes a batch resumable)",
+        )
+        raise typer.Exit(INTERRUPTED_EXIT)
     if any(not r.get("ok") for r in results):
         raise typer.Exit(1)
 
@@ -223,8 +236,9 @@ def run_batch(
     quiet: bool,
     runner: RayRunner | None = None,
     parquet: Path | None = None,
-) -> list[dict[str, Any]]:
-    """Check every file, writing reports as results arrive; returns every result as a dict.
+) -> tuple[list[dict[str, Any]], bool]:
+    """Check every file, writing reports as results arrive; returns every result as a dict, and
+    whether Ctrl-C stopped the batch (the reports are then closed with what finished).
 
     The files run one after another here, or on a cluster with a ``runner`` (``--ray``).
     """
@@ -272,6 +286,7 @@ def run_batch(
     def on_window(path: str, done: int, total: int) -> None:
         progress.update(win_task, description=f"  {Path(path).name}", completed=done, total=total)
 
+    interrupted = False
     try:
         with progress:
             for result in (runner.predict if runner else iter_predictions)(
@@ -292,6 +307,8 @@ def run_batch(
                     out.print(summary_line(result), markup=False, soft_wrap=True)
                     if show_windows and result.ok:
                         out.print(windows_table(result))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if jsonl_report:
             jsonl_report.close()
@@ -299,6 +316,8 @@ def run_batch(
             parquet_report.close()
         if csv_report:
             csv_report.close()
+    if interrupted:
+        return results, True
     if not as_json and len(files) > 1:
         out.print(batch_table(results, out.width))
     elif as_json and len(files) > 1:
@@ -306,14 +325,19 @@ def run_batch(
         err.print(f"avsync: {len(results) - n_fail} file(s) checked, {n_fail} failed", markup=False)
     if len(files) == 1 and not as_json and results and results[0].get("ok"):
         out.print(detail(results[0]), markup=False, soft_wrap=True)
-    return results
+    return results, False
 
 
 def _write_html(
-    results: list[dict[str, Any]], path: Path, sync_model: SyncModel, options: PredictOptions
+    results: list[dict[str, Any]],
+    path: Path,
+    sync_model: SyncModel,
+    options: PredictOptions,
+    quiet: bool = False,
 ) -> None:
     from ..report.html import write_html_report
 
     settings = {"model": sync_model.info.name, "device": sync_model.info.device, **asdict(options)}
     write_html_report(results, path, settings=settings)
-    err_console().print(f"avsync: wrote {path}", markup=False)
+    if not quiet:
+        err_console().print(f"avsync: wrote {path}", markup=False)

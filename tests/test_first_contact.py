@@ -1,0 +1,125 @@
+"""What a new user meets first: Ctrl-C in a batch, offline first runs, the words of the summaries,
+option names in errors, usage errors before the model loads."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers.fake_model import FakeModel
+from helpers.media_synth import Clip, cached_clip
+from typer.testing import CliRunner
+
+from sparsesync_cli import sync_model
+from sparsesync_cli.cli import app
+from sparsesync_cli.evaluation.protocol import ProtocolItem, write_protocol
+
+TESTS = Path(__file__).resolve().parent
+
+
+def run(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> list[Path]:
+    """Three short clips, one 5 s window each."""
+    src = cached_clip(tmp_path_factory.mktemp("clip"), Clip(duration=6.0)).path
+    d = tmp_path_factory.mktemp("three")
+    for name in ("a", "b", "c"):
+        (d / f"{name}.mp4").write_bytes(src.read_bytes())
+    return sorted(d.iterdir())
+
+
+class InterruptedModel(FakeModel):
+    """Ctrl-C while its ``n``-th window runs (what Python's SIGINT handler raises)."""
+
+    def __init__(self, n: int, family: str = "sparsesync") -> None:
+        super().__init__(lambda t: 0.4, family=family)
+        self.n = n
+
+    def logits(self, frames, audio):
+        if len(self.starts) + 1 >= self.n:
+            raise KeyboardInterrupt
+        return super().logits(frames, audio)
+
+
+# A user's process: the real entry point, with a model that answers at once until the first
+# verdict is printed and then takes its time, so the batch is surely running when SIGINT arrives.
+DRIVER = """
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (CI may ignore SIGINT)
+sys.path.insert(0, sys.argv.pop(1))
+from helpers.fake_model import FakeModel
+from sparsesync_cli import sync_model
+from sparsesync_cli.cli import main
+
+printed = []
+write = sys.stdout.write
+sys.stdout.write = lambda s: printed.append(s) or write(s)
+
+class Slow(FakeModel):
+    def logits(self, frames, audio):
+        while printed:  # short sleeps: SIGINT may land on another thread, and Python raises
+            time.sleep(0.05)  # it in this one at the next bytecode
+        return super().logits(frames, audio)
+
+sync_model.load_model = lambda *a, **k: Slow(lambda t: 0.4)
+main()
+"""
+
+
+def test_ctrl_c_in_a_batch_writes_the_reports_and_says_a_rerun_resumes(clips, tmp_path, monkeypatch):
+    jsonl, csv_path, html = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "r.html"
+    args = [*clips, "--jsonl", jsonl, "--csv", csv_path, "--report", html]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    cmd = [sys.executable, "-c", DRIVER, str(TESTS), "predict", *map(str, args)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stdout.readline()  # the first file's verdict: the second one is running now
+        assert "a.mp4: audio 0.40 s early" in first
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert err.splitlines() == [
+        f"avsync: interrupted: 1 of 3 file(s) done; written: {jsonl}, {csv_path}, {html}; "
+        f"the same command resumes from {jsonl}"
+    ]
+    assert len(read_jsonl_lines(jsonl)) == 1
+    assert [r["path"] for r in csv.DictReader(csv_path.open())] == [str(clips[0])]
+    assert "a.mp4" in html.read_text() and "b.mp4" not in html.read_text()
+    # ...and the same command does resume
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel(lambda t: 0.4))
+    res = run("predict", *args)
+    assert res.exit_code == 0 and "1 file(s) already in the report" in res.output
+
+
+def read_jsonl_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_ctrl_c_in_score_and_evaluate_ends_with_one_line(clips, tmp_path, monkeypatch):
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: InterruptedModel(3, "synchformer"))
+    res = run("score", *clips, "--no-whole-file", "--clip-sec", "5")  # 2 windows a file
+    assert res.exit_code == 130
+    assert res.stderr.splitlines()[-1] == (
+        "avsync: interrupted: 1 of 3 file(s) scored; nothing written; "
+        "score keeps no report: a re-run scores every file again"
+    )
+    protocol, jsonl = tmp_path / "p.csv", tmp_path / "e.jsonl"
+    write_protocol([ProtocolItem(c.name, 0.0, 0.5) for c in clips], protocol)
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: InterruptedModel(2))
+    res = run("evaluate", protocol, "--root", clips[0].parent, "--jsonl", jsonl)
+    assert res.exit_code == 130
+    assert res.stderr.splitlines() == [
+        f"avsync: interrupted: 1 of 3 item(s) evaluated; written: {jsonl}; "
+        f"the same command resumes from {jsonl}"
+    ]
