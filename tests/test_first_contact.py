@@ -123,3 +123,14 @@ def test_ctrl_c_in_score_and_evaluate_ends_with_one_line(clips, tmp_path, monkey
         f"avsync: interrupted: 1 of 3 item(s) evaluated; written: {jsonl}; "
         f"the same command resumes from {jsonl}"
     ]
+
+
+def test_s3_without_the_ray_extra_names_the_extra(monkeypatch, tmp_path):
+    # what an install without [ray] has: no pyarrow, but fsspec (torch brings it) without s3fs
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "s3fs", None)
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel())
+    res = run("predict", "s3://bucket/clip.mp4", "--json")
+    assert res.exit_code == 1
+    row = json.loads(res.stdout.splitlines()[0])
+    assert row["error"] == "reading s3:// needs the [ray] extra: pip install 'sparsesync-cli[ray]'"
