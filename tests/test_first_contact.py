@@ -134,3 +134,10 @@ def test_s3_without_the_ray_extra_names_the_extra(monkeypatch, tmp_path):
     assert res.exit_code == 1
     row = json.loads(res.stdout.splitlines()[0])
     assert row["error"] == "reading s3:// needs the [ray] extra: pip install 'sparsesync-cli[ray]'"
+
+
+@pytest.mark.parametrize("flag", ["--duration", "--stride"])
+def test_errors_name_the_option_as_typed(clips, flag):
+    res = run("predict", clips[0], flag, "0")
+    assert res.exit_code == 2
+    assert res.output == f"avsync: error: {flag} 0: must be more than 0 seconds\n"

@@ -215,6 +215,9 @@ def _options(
 ) -> PredictOptions:
     from ..analysis.predict import PredictOptions
 
+    for flag, value in (("--duration", duration), ("--stride", stride)):
+        if value is not None and not value > 0:  # named as typed (the library says duration_sec)
+            raise UsageError(f"{flag} {value:g}: must be more than 0 seconds")
     return PredictOptions(
         start_sec=start,
         duration_sec=duration,
