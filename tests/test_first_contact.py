@@ -141,3 +141,12 @@ def test_errors_name_the_option_as_typed(clips, flag):
     res = run("predict", clips[0], flag, "0")
     assert res.exit_code == 2
     assert res.output == f"avsync: error: {flag} 0: must be more than 0 seconds\n"
+
+
+@pytest.mark.parametrize("command", ["predict", "score"])
+def test_no_input_says_so_and_exits_2(command):
+    res = run(command)
+    assert res.exit_code == 2
+    assert res.output == (
+        "avsync: error: no input: name the video files, folders or URIs to check (or --files-from LIST)\n"
+    )

@@ -303,6 +303,8 @@ def collect_inputs(
     from ..media.remote import is_uri
 
     paths = list(paths or [])
+    if not paths and files_from is None:
+        raise UsageError("no input: name the video files, folders or URIs to check (or --files-from LIST)")
     check_ray_address(ray)
     for p in paths:
         if not is_uri(p) and not os.path.lexists(p):
