@@ -150,3 +150,17 @@ def test_no_input_says_so_and_exits_2(command):
     assert res.output == (
         "avsync: error: no input: name the video files, folders or URIs to check (or --files-from LIST)\n"
     )
+
+
+@pytest.mark.parametrize("missing", ["--checkpoint", "--config"])
+def test_a_missing_model_file_exits_2_before_the_model_loads(clips, tmp_path, monkeypatch, missing):
+    loads = []
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: loads.append(k) or FakeModel())
+    files = {"--checkpoint": tmp_path / "model.pt", "--config": tmp_path / "cfg-x.yaml"}
+    for flag, path in files.items():
+        if flag != missing:
+            path.write_bytes(b"x")
+    res = run("predict", clips[0], *(x for kv in files.items() for x in kv))
+    assert res.exit_code == 2
+    assert res.output == f"avsync: error: {files[missing]}: no such file ({missing})\n"
+    assert loads == []

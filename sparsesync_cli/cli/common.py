@@ -207,9 +207,14 @@ def model_spec(
     threads: int | None,
     optimize: bool = True,
 ) -> ModelSpec:
-    """The model the options name (paths as the user typed them)."""
+    """The model the options name (paths as the user typed them); usage errors before any load."""
     from ..distributed.work import ModelSpec
 
+    if config is not None and checkpoint is None:
+        raise UsageError("--config goes with --checkpoint")
+    for flag, path in (("--checkpoint", checkpoint), ("--config", config)):
+        if path is not None and not path.exists():
+            raise UsageError(f"no such file ({flag})", path)
     return ModelSpec(
         model,
         None if checkpoint is None else str(checkpoint),
@@ -223,8 +228,6 @@ def model_spec(
 
 def load_model(spec: ModelSpec) -> SyncModel:
     """Load the model here, with a download bar when a checkpoint is fetched."""
-    if spec.config is not None and spec.checkpoint is None:
-        raise UsageError("--config goes with --checkpoint")
     with DownloadBar() as bar:
         return spec.load(progress=bar.update)
 
