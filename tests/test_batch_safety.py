@@ -263,7 +263,7 @@ def test_tables_keep_every_name_whole_at_80_columns(fake, clip, tmp_path, monkey
     copies(clip, tmp_path / "in", names)
     monkeypatch.chdir(tmp_path)
     res = runner.invoke(app, ["predict", "in"], env={"COLUMNS": "80"})
-    table = res.output.split("2 of 2 file(s) checked, 0 failed", 1)[1]
+    table = res.output.split("2 file(s) checked: 2 succeeded, 0 failed", 1)[1]
     assert max(len(line) for line in table.splitlines()) <= 80
     for name in names:
         assert any(f"│ in/{name} " in line for line in table.splitlines()), table

@@ -67,7 +67,8 @@ def test_batch_reports_every_file_and_exits_1(fake, folder, tmp_path):
     page = html.read_text()
     assert all(name in page for name in by_name)
     # the summary table ends the run on stdout
-    assert "2 of 4 file(s) checked, 2 failed" in res.output
+    assert "4 file(s) checked: 2 succeeded, 2 failed" in res.output
+    assert '<span class="n">4</span> files checked' in page  # the same words as the HTML report
 
 
 def test_rerun_with_the_same_jsonl_skips_files_already_done(fake, folder, tmp_path):

@@ -1,7 +1,7 @@
 """What every ``avsync`` command shares: the option types, the consoles, the one error path,
 loading the model from its options, and collecting the inputs.
 
-Results go to stdout, progress and messages to stderr. Exit codes: 0 every file was checked,
+Results go to stdout, progress and messages to stderr. Exit codes: 0 every file succeeded,
 1 a file failed (or any other error), 2 bad usage.
 """
 

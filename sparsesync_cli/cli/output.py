@@ -61,12 +61,17 @@ def windows_table(result: SyncResult) -> Table:
     return t
 
 
+def checked_line(results: list[dict[str, Any]]) -> str:
+    """The batch in the HTML report's words: every file is checked; each succeeded or failed."""
+    failed = sum(1 for r in results if not r.get("ok"))
+    return f"{len(results)} file(s) checked: {len(results) - failed} succeeded, {failed} failed"
+
+
 def batch_table(results: list[dict[str, Any]], width: int) -> Table | str:
     """The batch's closing table, or its title alone where whole names would not fit ``width``."""
     from rich.table import Table
 
-    ok = sum(1 for r in results if r.get("ok"))
-    title = f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed"
+    title = checked_line(results)
     longest = max((len(shown(r["path"])) for r in results), default=0)
     if longest > width - 36:  # no room for whole names beside a verdict: the lines above say it all
         return title

@@ -44,7 +44,7 @@ from .common import (
     sampling,
     say_interrupted,
 )
-from .output import batch_table, detail, summary_line, windows_table
+from .output import batch_table, checked_line, detail, summary_line, windows_table
 
 if TYPE_CHECKING:
     from ..analysis.predict import PredictOptions
@@ -135,7 +135,7 @@ def predict(
 
     Each file is read in 5 s windows from start to end; the windows' verdicts are combined
     into one offset with a confidence. Positive offset: the audio is EARLY; negative: late.
-    Times are file times (presentation timestamps). Exit code 0 when every file was checked,
+    Times are file times (presentation timestamps). Exit code 0 when every file succeeded,
     1 when any failed, 2 for bad usage.
     """
     from ..analysis.predict import VIDEO_EXTENSIONS
@@ -324,8 +324,7 @@ def run_batch(
     if not as_json and len(files) > 1:
         out.print(batch_table(results, out.width))
     elif as_json and len(files) > 1:
-        n_fail = sum(1 for r in results if not r.get("ok"))
-        err.print(f"avsync: {len(results) - n_fail} file(s) checked, {n_fail} failed", markup=False)
+        err.print(f"avsync: {checked_line(results)}", markup=False)
     if len(files) == 1 and not as_json and results and results[0].get("ok"):
         out.print(detail(results[0]), markup=False, soft_wrap=True)
     return results, False
