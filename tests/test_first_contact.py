@@ -164,3 +164,18 @@ def test_a_missing_model_file_exits_2_before_the_model_loads(clips, tmp_path, mo
     assert res.exit_code == 2
     assert res.output == f"avsync: error: {files[missing]}: no such file ({missing})\n"
     assert loads == []
+
+
+def test_the_offline_first_run_leads_with_what_to_do_and_leaves_no_folder(clips, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AVSYNC_CACHE_DIR", str(cache))
+    monkeypatch.setenv("AVSYNC_MIRROR", "http://avsync-test.invalid/")  # .invalid never resolves
+    res = run("predict", clips[0])
+    assert res.exit_code == 1 and res.output.count("\n") == 1
+    line = res.output.removeprefix("avsync: error: ")
+    assert line.startswith(
+        "sparsesync-audioset is not cached and cannot be downloaded now: use a checkpoint file you "
+        "have (--checkpoint FILE.pt --config cfg-ID.yaml), or run `avsync download sparsesync-audioset`"
+    )
+    assert line.index("http://avsync-test.invalid/") > line.index("; why: ")
+    assert not cache.exists() or list(cache.iterdir()) == []
