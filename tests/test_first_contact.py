@@ -179,3 +179,20 @@ def test_the_offline_first_run_leads_with_what_to_do_and_leaves_no_folder(clips,
     )
     assert line.index("http://avsync-test.invalid/") > line.index("; why: ")
     assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_reruns_keep_one_jsonl_row_per_file(clips, tmp_path, monkeypatch):
+    monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel(lambda t: 0.4))
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    jsonl = tmp_path / "r.jsonl"
+    for _ in range(3):  # the failed file is retried each time
+        assert run("predict", clips[0], bad, "--jsonl", jsonl).exit_code == 1
+    rows = read_jsonl_lines(jsonl)
+    assert sorted(Path(r["path"]).name for r in rows) == ["a.mp4", "bad.mp4"]
+    bad.write_bytes(clips[1].read_bytes())  # fixed: its success replaces the failure
+    assert run("predict", clips[0], bad, "--jsonl", jsonl).exit_code == 0
+    assert [(Path(r["path"]).name, r["ok"]) for r in read_jsonl_lines(jsonl)] == [
+        ("a.mp4", True),
+        ("bad.mp4", True),
+    ]

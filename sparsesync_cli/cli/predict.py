@@ -251,7 +251,7 @@ def run_batch(
     from ..analysis.results import SyncResult
     from ..distributed.parquet import ParquetResults, read_parquet_results
     from ..distributed.sources import split_done
-    from ..report.records import CsvReport, JsonlReport, read_jsonl
+    from ..report.records import CsvReport, JsonlReport, drop_superseded, read_jsonl
 
     out, err = out_console(), err_console()
     with one_line_errors():
@@ -315,6 +315,9 @@ def run_batch(
     finally:
         if jsonl_report:
             jsonl_report.close()
+            if previous and todo:  # retried files: their new records replace the old ones
+                with one_line_errors():
+                    drop_superseded(jsonl_report.path)
         if parquet_report:
             parquet_report.close()
         if csv_report:
