@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,22 @@ def shared_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return d
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., Any]:
+    """The fixed-width CLI runner: ``cli("predict", path, "--json")`` runs ``avsync`` in this
+    process on a 200-column terminal (``columns=80`` for a narrow one) and returns click's
+    ``Result`` (``exit_code``, ``output``, ``stdout``, ``stderr``). Arguments are str()-ed, bytes
+    stay bytes; ``env`` adds variables, other keywords go to ``CliRunner.invoke``."""
+    from typer.testing import CliRunner
+
+    from sparsesync_cli.cli import app
+
+    runner = CliRunner()
+
+    def invoke(*args: Any, columns: int = 200, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        argv = [a if isinstance(a, (str, bytes)) else str(a) for a in args]
+        return runner.invoke(app, argv, env={"COLUMNS": str(columns), **(env or {})}, **kwargs)
+
+    return invoke

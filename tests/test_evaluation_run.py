@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 import torch
 from helpers.media_synth import Clip, cached_clip
-from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
-from sparsesync_cli.cli import app
 from sparsesync_cli.evaluation.metrics import target_class
 from sparsesync_cli.evaluation.protocol import ProtocolItem, read_protocol, write_protocol
 from sparsesync_cli.evaluation.run import evaluate_items, read_item_jsonl
@@ -27,7 +25,6 @@ from sparsesync_cli.sync_model import ModelSetup
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 EVENT_SEC = 3.0  # the synthetic clips flash and click together here: they are in sync
-runner = CliRunner()
 
 
 class OffsetReadingModel:
@@ -111,14 +108,14 @@ def fake(monkeypatch):
     return model
 
 
-def _evaluate(*args):
-    r = runner.invoke(app, ["evaluate", *map(str, args)])
+def _evaluate(cli, *args):
+    r = cli("evaluate", *args)
     return r, (json.loads(r.stdout) if "--json" in args else None)
 
 
-def test_lrs3_layout_metrics_equal_hand_computed_values(dataset, tmp_path, fake):
+def test_lrs3_layout_metrics_equal_hand_computed_values(cli, dataset, tmp_path, fake):
     rows = [*HAND_ROWS, ("pretrain/NoSuchVideo/00001", 0.0, 1.0)]
-    r, m = _evaluate(_write(tmp_path, rows), "--root", dataset / "lrs3", "--json")
+    r, m = _evaluate(cli, _write(tmp_path, rows), "--root", dataset / "lrs3", "--json")
     assert r.exit_code == 1, r.output  # an item failed
     assert m["schema"] == "avsync.evaluation/1" and (m["n"], m["n_failed"]) == (4, 1)
     assert (
@@ -134,7 +131,7 @@ def test_lrs3_layout_metrics_equal_hand_computed_values(dataset, tmp_path, fake)
     assert fake.calls == 4
 
 
-def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(dataset, tmp_path, fake):
+def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(cli, dataset, tmp_path, fake):
     rows = [
         ("SyntheticVG_0_10000", 0.2, 0.5),
         ("brokenclip1_0_10000", 0.0, 1.0),
@@ -142,7 +139,7 @@ def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(dataset, tm
         ("SyntheticVG_0_10000", -1.0, 0.5),
         ("SyntheticVG_0_10000", 0.0, 3.5),  # the window would read past the end of the 8 s clip
     ]
-    r, m = _evaluate(_write(tmp_path, rows), "--root", dataset / "vggsound", "--json")
+    r, m = _evaluate(cli, _write(tmp_path, rows), "--root", dataset / "vggsound", "--json")
     assert r.exit_code == 1
     assert (m["n"], m["n_failed"]) == (2, 3) and m["acc1"] == 100.0
     errors = {f["path"] + f"@{f['vstart_sec']}": f["error"] for f in m["failed"]}
@@ -152,10 +149,10 @@ def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(dataset, tm
     assert all("\n" not in e for e in errors.values())
 
 
-def test_resume_from_the_jsonl_runs_only_what_is_missing(dataset, tmp_path, fake):
+def test_resume_from_the_jsonl_runs_only_what_is_missing(cli, dataset, tmp_path, fake):
     proto = _write(tmp_path, [*HAND_ROWS, ("pretrain/NoSuchVideo/00001", 0.0, 1.0)])
     jsonl = tmp_path / "items.jsonl"
-    r, full = _evaluate(proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
+    r, full = _evaluate(cli, proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
     records = read_item_jsonl(jsonl)
     assert len(records) == 5 and fake.calls == 4
     assert set(records[0]) >= {
@@ -172,18 +169,20 @@ def test_resume_from_the_jsonl_runs_only_what_is_missing(dataset, tmp_path, fake
     lines = jsonl.read_bytes().splitlines(keepends=True)
     jsonl.write_bytes(b"".join(lines[:2]) + lines[2][:20])
     fake.calls = 0
-    r, resumed = _evaluate(proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
+    r, resumed = _evaluate(cli, proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
     assert fake.calls == 2  # items 3 and 4; the missing clip is retried (and fails again)
     assert "2 item(s) taken from" in r.stderr
     for k in ("n", "n_failed", "acc1", "acc1_pm1", "ece", "brier", "confusion"):
         assert resumed[k] == full[k]
     assert len(read_item_jsonl(jsonl)) == 5
     fake.calls = 0
-    _evaluate(proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
+    _evaluate(cli, proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
     assert fake.calls == 0  # everything that worked is in the JSONL
 
 
-def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset, tmp_path, fake, monkeypatch):
+def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(
+    cli, dataset, tmp_path, fake, monkeypatch
+):
     # 12 items, all right at p = 0.7: the model is under-confident, a temperature < 1 sharpens it
     rows = [
         ("SyntheticVG_0_10000", o, 0.5)
@@ -193,6 +192,7 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     cal = tmp_path / "cal.json"
     report = tmp_path / "eval.html"
     r, m = _evaluate(
+        cli,
         _write(tmp_path, rows),
         "--root",
         dataset / "vggsound",
@@ -212,12 +212,12 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     )
 
     clip = dataset / "vggsound" / "SyntheticVG_0_10000.mp4"
-    r = runner.invoke(app, ["predict", str(clip), "--json", "--calibration", str(cal)])
+    r = cli("predict", str(clip), "--json", "--calibration", str(cal))
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.splitlines()[0])
     assert res["model"]["calibration"] == {"file": str(cal), "temperature": d["temperature"], "model": "fake"}
     fake.info = replace(fake.info, calibration=None)  # load_model gives a fresh model each time
-    plain = json.loads(runner.invoke(app, ["predict", str(clip), "--json"]).stdout.splitlines()[0])
+    plain = json.loads(cli("predict", str(clip), "--json").stdout.splitlines()[0])
     assert "calibration" not in plain["model"]
     assert res["windows"][0]["confidence"] > plain["windows"][0]["confidence"]  # sharpened
     assert res["windows"][0]["logits"] == pytest.approx(
@@ -225,30 +225,27 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     )
 
     monkeypatch.setenv("AVSYNC_CALIBRATION", str(cal))
-    env = json.loads(runner.invoke(app, ["predict", str(clip), "--json"]).stdout.splitlines()[0])
+    env = json.loads(cli("predict", str(clip), "--json").stdout.splitlines()[0])
     assert env["model"]["calibration"]["file"] == str(cal)
 
     other = OffsetReadingModel(name="sparsesync-lrs3")
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: other)
-    r = runner.invoke(app, ["predict", str(clip), "--calibration", str(cal)])
+    r = cli("predict", str(clip), "--calibration", str(cal))
     assert r.exit_code == 2 and "this calibration is for model fake" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and other.calls == 0
 
 
-def test_evaluate_make_protocol_and_default_command_dispatch(dataset, tmp_path, fake):
+def test_evaluate_make_protocol_and_default_command_dispatch(cli, dataset, tmp_path, fake):
     out = tmp_path / "mine.csv"
     clip = dataset / "vggsound" / "SyntheticVG_0_10000.mp4"
-    r = runner.invoke(
-        app,
-        ["evaluate", "make-protocol", str(clip), "-o", str(out), "--per-clip", "6", "--root", str(dataset)],
-    )
+    r = cli("evaluate", "make-protocol", clip, "-o", out, "--per-clip", "6", "--root", dataset)
     assert r.exit_code == 0, r.output
     assert len(read_protocol(out)) == 6
-    r, m = _evaluate(out, "--root", dataset, "--json")
+    r, m = _evaluate(cli, out, "--root", dataset, "--json")
     assert r.exit_code == 0 and m["n"] == 6 and m["protocol"] == str(out)
 
 
-def test_a_named_protocol_is_fetched_then_evaluated(dataset, tmp_path, fake, monkeypatch):
+def test_a_named_protocol_is_fetched_then_evaluated(cli, dataset, tmp_path, fake, monkeypatch):
     from helpers.http_server import FileServer
 
     from sparsesync_cli.evaluation import named
@@ -264,14 +261,14 @@ def test_a_named_protocol_is_fetched_then_evaluated(dataset, tmp_path, fake, mon
     )
     monkeypatch.setitem(named.NAMED_PROTOCOLS, "mini-lrs3", proto)
     try:
-        r, m = _evaluate("mini-lrs3", "--root", dataset / "lrs3", "--json")
+        r, m = _evaluate(cli, "mini-lrs3", "--root", dataset / "lrs3", "--json")
     finally:
         srv.close()
     assert r.exit_code == 0, r.output
     assert m["protocol"] == "mini-lrs3" and m["n"] == 4 and m["published_acc1"] == {"fake": 75.0}
     assert m["acc1"] == 75.0
     monkeypatch.setenv("AVSYNC_OFFLINE", "1")  # the server is gone: the cache answers
-    r, m = _evaluate("mini-lrs3", "--root", dataset / "lrs3", "--json")
+    r, m = _evaluate(cli, "mini-lrs3", "--root", dataset / "lrs3", "--json")
     assert r.exit_code == 0 and m["n"] == 4
 
 

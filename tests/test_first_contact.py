@@ -14,22 +14,16 @@ from pathlib import Path
 import pytest
 from helpers.fake_model import FakeModel
 from helpers.media_synth import Clip, cached_clip
-from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
-from sparsesync_cli.cli import app
 from sparsesync_cli.evaluation.protocol import ProtocolItem, write_protocol
 
 TESTS = Path(__file__).resolve().parent
 
 
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> list[Path]:
-    """Three short clips, one 5 s window each."""
+    """Three copies of a 6 s clip."""
     src = cached_clip(tmp_path_factory.mktemp("clip"), Clip(duration=6.0)).path
     d = tmp_path_factory.mktemp("three")
     for name in ("a", "b", "c"):
@@ -75,7 +69,7 @@ main()
 """
 
 
-def test_ctrl_c_in_a_batch_writes_the_reports_and_says_a_rerun_resumes(clips, tmp_path, monkeypatch):
+def test_ctrl_c_in_a_batch_writes_the_reports_and_says_a_rerun_resumes(cli, clips, tmp_path, monkeypatch):
     jsonl, csv_path, html = tmp_path / "r.jsonl", tmp_path / "r.csv", tmp_path / "r.html"
     args = [*clips, "--jsonl", jsonl, "--csv", csv_path, "--report", html]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
@@ -98,7 +92,7 @@ def test_ctrl_c_in_a_batch_writes_the_reports_and_says_a_rerun_resumes(clips, tm
     assert "a.mp4" in html.read_text() and "b.mp4" not in html.read_text()
     # ...and the same command does resume
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel(lambda t: 0.4))
-    res = run("predict", *args)
+    res = cli("predict", *args)
     assert res.exit_code == 0 and "1 file(s) already in the report" in res.output
 
 
@@ -106,9 +100,9 @@ def read_jsonl_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def test_ctrl_c_in_score_and_evaluate_ends_with_one_line(clips, tmp_path, monkeypatch):
+def test_ctrl_c_in_score_and_evaluate_ends_with_one_line(cli, clips, tmp_path, monkeypatch):
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: InterruptedModel(3, "synchformer"))
-    res = run("score", *clips, "--no-whole-file", "--clip-sec", "5")  # 2 windows a file
+    res = cli("score", *clips, "--no-whole-file", "--clip-sec", "5")  # 2 windows a file
     assert res.exit_code == 130
     assert res.stderr.splitlines()[-1] == (
         "avsync: interrupted: 1 of 3 file(s) scored; nothing written; "
@@ -117,7 +111,7 @@ def test_ctrl_c_in_score_and_evaluate_ends_with_one_line(clips, tmp_path, monkey
     protocol, jsonl = tmp_path / "p.csv", tmp_path / "e.jsonl"
     write_protocol([ProtocolItem(c.name, 0.0, 0.5) for c in clips], protocol)
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: InterruptedModel(2))
-    res = run("evaluate", protocol, "--root", clips[0].parent, "--jsonl", jsonl)
+    res = cli("evaluate", protocol, "--root", clips[0].parent, "--jsonl", jsonl)
     assert res.exit_code == 130
     assert res.stderr.splitlines() == [
         f"avsync: interrupted: 1 of 3 item(s) evaluated; written: {jsonl}; "
@@ -125,27 +119,27 @@ def test_ctrl_c_in_score_and_evaluate_ends_with_one_line(clips, tmp_path, monkey
     ]
 
 
-def test_s3_without_the_ray_extra_names_the_extra(monkeypatch, tmp_path):
+def test_s3_without_the_ray_extra_names_the_extra(cli, monkeypatch, tmp_path):
     # what an install without [ray] has: no pyarrow, but fsspec (torch brings it) without s3fs
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "s3fs", None)
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel())
-    res = run("predict", "s3://bucket/clip.mp4", "--json")
+    res = cli("predict", "s3://bucket/clip.mp4", "--json")
     assert res.exit_code == 1
     row = json.loads(res.stdout.splitlines()[0])
     assert row["error"] == "reading s3:// needs the [ray] extra: pip install 'sparsesync-cli[ray]'"
 
 
 @pytest.mark.parametrize("flag", ["--duration", "--stride"])
-def test_errors_name_the_option_as_typed(clips, flag):
-    res = run("predict", clips[0], flag, "0")
+def test_errors_name_the_option_as_typed(cli, clips, flag):
+    res = cli("predict", clips[0], flag, "0")
     assert res.exit_code == 2
     assert res.output == f"avsync: error: {flag} 0: must be more than 0 seconds\n"
 
 
 @pytest.mark.parametrize("command", ["predict", "score"])
-def test_no_input_says_so_and_exits_2(command):
-    res = run(command)
+def test_no_input_says_so_and_exits_2(cli, command):
+    res = cli(command)
     assert res.exit_code == 2
     assert res.output == (
         "avsync: error: no input: name the video files, folders or URIs to check (or --files-from LIST)\n"
@@ -153,24 +147,24 @@ def test_no_input_says_so_and_exits_2(command):
 
 
 @pytest.mark.parametrize("missing", ["--checkpoint", "--config"])
-def test_a_missing_model_file_exits_2_before_the_model_loads(clips, tmp_path, monkeypatch, missing):
+def test_a_missing_model_file_exits_2_before_the_model_loads(cli, clips, tmp_path, monkeypatch, missing):
     loads = []
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: loads.append(k) or FakeModel())
     files = {"--checkpoint": tmp_path / "model.pt", "--config": tmp_path / "cfg-x.yaml"}
     for flag, path in files.items():
         if flag != missing:
             path.write_bytes(b"x")
-    res = run("predict", clips[0], *(x for kv in files.items() for x in kv))
+    res = cli("predict", clips[0], *(x for kv in files.items() for x in kv))
     assert res.exit_code == 2
     assert res.output == f"avsync: error: {files[missing]}: no such file ({missing})\n"
     assert loads == []
 
 
-def test_the_offline_first_run_leads_with_what_to_do_and_leaves_no_folder(clips, tmp_path, monkeypatch):
+def test_the_offline_first_run_leads_with_what_to_do_and_leaves_no_folder(cli, clips, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("AVSYNC_CACHE_DIR", str(cache))
     monkeypatch.setenv("AVSYNC_MIRROR", "http://avsync-test.invalid/")  # .invalid never resolves
-    res = run("predict", clips[0])
+    res = cli("predict", clips[0])
     assert res.exit_code == 1 and res.output.count("\n") == 1
     line = res.output.removeprefix("avsync: error: ")
     assert line.startswith(
@@ -181,17 +175,17 @@ def test_the_offline_first_run_leads_with_what_to_do_and_leaves_no_folder(clips,
     assert not cache.exists() or list(cache.iterdir()) == []
 
 
-def test_reruns_keep_one_jsonl_row_per_file(clips, tmp_path, monkeypatch):
+def test_reruns_keep_one_jsonl_row_per_file(cli, clips, tmp_path, monkeypatch):
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel(lambda t: 0.4))
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     jsonl = tmp_path / "r.jsonl"
     for _ in range(3):  # the failed file is retried each time
-        assert run("predict", clips[0], bad, "--jsonl", jsonl).exit_code == 1
+        assert cli("predict", clips[0], bad, "--jsonl", jsonl).exit_code == 1
     rows = read_jsonl_lines(jsonl)
     assert sorted(Path(r["path"]).name for r in rows) == ["a.mp4", "bad.mp4"]
     bad.write_bytes(clips[1].read_bytes())  # fixed: its success replaces the failure
-    assert run("predict", clips[0], bad, "--jsonl", jsonl).exit_code == 0
+    assert cli("predict", clips[0], bad, "--jsonl", jsonl).exit_code == 0
     assert [(Path(r["path"]).name, r["ok"]) for r in read_jsonl_lines(jsonl)] == [
         ("a.mp4", True),
         ("bad.mp4", True),
