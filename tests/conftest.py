@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,13 @@ def shared_dir() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return d
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., Any]:
+    """The fixed-width CLI runner: ``cli("predict", path, "--json")`` runs ``avsync`` in this
+    process on a 200-column terminal (``columns=80`` for a narrow one); see
+    :func:`helpers.cli.invoke`, which module-level helpers of the tests call directly."""
+    from helpers.cli import invoke
+
+    return invoke

@@ -12,23 +12,13 @@ import os
 import pytest
 import torch
 from helpers.fake_model import FakeModel
-from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
 from sparsesync_cli.analysis.predict import PredictOptions, iter_predictions
-from sparsesync_cli.cli import app
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media.decode import MediaReader
 from sparsesync_cli.media.probe import probe
 from sparsesync_cli.testmedia.synth import Clip, cached_clip
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(
-        app, [a if isinstance(a, (str, bytes)) else str(a) for a in args], env={"COLUMNS": "200"}
-    )
 
 
 class ExplodingModel(FakeModel):
@@ -92,24 +82,24 @@ def test_an_unexpected_exception_fails_one_file_and_the_batch_goes_on(clip, tmp_
 
 
 def test_cli_batch_survives_an_unexpected_exception_and_debug_shows_the_traceback(
-    clip, tmp_path, monkeypatch
+    cli, clip, tmp_path, monkeypatch
 ):
     copies(clip, tmp_path / "in", ["a.mp4", "b.mp4", "c.mp4"])
     for args in (["predict", tmp_path / "in"], ["predict", "--debug", tmp_path / "in"]):
         model = ExplodingModel(lambda t: 0.4)
         monkeypatch.setattr(sync_model, "load_model", lambda *a, _m=model, **k: _m)
-        res = run(*args)
+        res = cli(*args)
         assert res.exit_code == 1, res.output
         assert "b.mp4: FAILED: unexpected error while checking the file: RuntimeError" in res.output
         assert "c.mp4: audio 0.40 s early" in res.output  # the file after it was still checked
         assert ("Traceback" in res.output) == ("--debug" in args), res.output
 
 
-def test_fix_measure_step_gives_one_line_for_an_unexpected_exception(clip, tmp_path, monkeypatch):
+def test_fix_measure_step_gives_one_line_for_an_unexpected_exception(cli, clip, tmp_path, monkeypatch):
     model = ExplodingModel(lambda t: 0.4)
     model.calls.append(((), ()))  # the first call raises
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: model)
-    res = run("fix", clip, "-o", tmp_path / "out.mp4")
+    res = cli("fix", clip, "-o", tmp_path / "out.mp4")
     assert res.exit_code == 1
     assert "unexpected error while checking the file: RuntimeError: boom" in res.output
     assert "Traceback" not in res.output and not (tmp_path / "out.mp4").exists()
@@ -156,10 +146,10 @@ def test_mpegts_packet_on_an_unannounced_pid_is_read_to_the_end(ts_clip, tmp_pat
 
 
 # ---------------------------------------------------------------- names: not UTF-8, newlines
-def test_a_name_that_is_not_utf8_is_written_losslessly_and_resumes(fake, clip, tmp_path):
+def test_a_name_that_is_not_utf8_is_written_losslessly_and_resumes(cli, fake, clip, tmp_path):
     (bad,) = copies(clip, tmp_path / "in", [b"caf\xe9_\xff.mp4"])
     jsonl, csv_path = tmp_path / "r.jsonl", tmp_path / "r.csv"
-    res = run("predict", tmp_path / "in", "--jsonl", jsonl, "--csv", csv_path)
+    res = cli("predict", tmp_path / "in", "--jsonl", jsonl, "--csv", csv_path)
     assert res.exit_code == 0, res.output
     assert "caf\\udce9_\\udcff.mp4: audio 0.40 s early" in res.output  # escaped on one line
     raw = jsonl.read_bytes()
@@ -167,14 +157,14 @@ def test_a_name_that_is_not_utf8_is_written_losslessly_and_resumes(fake, clip, t
     (record,) = [json.loads(line) for line in raw.splitlines()]
     assert os.fsencode(record["path"]) == bad  # the exact bytes of the name come back
     assert bad in csv_path.read_bytes()  # the CSV holds the name's bytes as on disk
-    again = run("predict", tmp_path / "in", "--jsonl", jsonl)
+    again = cli("predict", tmp_path / "in", "--jsonl", jsonl)
     assert again.exit_code == 0 and "1 file(s) already in" in again.output, again.output
     assert len(jsonl.read_bytes().splitlines()) == 1
 
 
-def test_a_newline_in_a_name_does_not_split_the_summary_line(fake, clip, tmp_path):
+def test_a_newline_in_a_name_does_not_split_the_summary_line(cli, fake, clip, tmp_path):
     copies(clip, tmp_path / "in", ["two\nlines.mp4"])
-    res = run("predict", tmp_path / "in")
+    res = cli("predict", tmp_path / "in")
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
     assert any(
@@ -187,34 +177,36 @@ def test_a_newline_in_a_name_does_not_split_the_summary_line(fake, clip, tmp_pat
 
 # ---------------------------------------------------------------- items 2 and 3: before any work
 @pytest.mark.parametrize("option", ["--csv", "--jsonl", "--report"])
-def test_a_report_into_a_missing_folder_is_refused_before_the_model_loads(never_load, clip, tmp_path, option):
-    res = run("predict", clip, option, tmp_path / "nowhere" / "r.out")
+def test_a_report_into_a_missing_folder_is_refused_before_the_model_loads(
+    cli, never_load, clip, tmp_path, option
+):
+    res = cli("predict", clip, option, tmp_path / "nowhere" / "r.out")
     assert res.exit_code == 2, res.output
     assert res.output.count("\n") == 1 and "the folder" in res.output and "does not exist" in res.output
 
 
-def test_a_report_under_a_file_is_refused_before_the_model_loads(never_load, clip, tmp_path):
+def test_a_report_under_a_file_is_refused_before_the_model_loads(cli, never_load, clip, tmp_path):
     (tmp_path / "afile").write_text("x")
-    res = run("predict", clip, "--csv", tmp_path / "afile" / "r.csv")
+    res = cli("predict", clip, "--csv", tmp_path / "afile" / "r.csv")
     assert res.exit_code == 2 and "is not a folder" in res.output, res.output
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_a_report_into_a_read_only_folder_is_refused(never_load, clip, tmp_path):
+def test_a_report_into_a_read_only_folder_is_refused(cli, never_load, clip, tmp_path):
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        res = run("predict", clip, "--jsonl", ro / "r.jsonl")
+        res = cli("predict", clip, "--jsonl", ro / "r.jsonl")
         assert res.exit_code == 2 and "Permission denied" in res.output, res.output
-        res = run("fix", clip, "-o", ro / "out.mp4", "--offset", "0.4")
+        res = cli("fix", clip, "-o", ro / "out.mp4", "--offset", "0.4")
         assert res.exit_code == 2 and "Permission denied" in res.output, res.output
     finally:
         ro.chmod(0o755)
 
 
-def test_fix_output_into_a_missing_folder_is_refused_before_measuring(never_load, clip, tmp_path):
-    res = run("fix", clip, "-o", tmp_path / "nowhere" / "out.mp4")
+def test_fix_output_into_a_missing_folder_is_refused_before_measuring(cli, never_load, clip, tmp_path):
+    res = cli("fix", clip, "-o", tmp_path / "nowhere" / "out.mp4")
     assert res.exit_code == 2, res.output
     assert res.output.count("\n") == 1 and "does not exist" in res.output
 
@@ -227,43 +219,43 @@ def test_fix_output_into_a_missing_folder_is_refused_before_measuring(never_load
         (["--model", "no-such-model"], "unknown model 'no-such-model'"),
     ],
 )
-def test_usage_errors_exit_2_before_the_model_loads(never_load, clip, args, message):
-    res = run("predict", clip, *args)
+def test_usage_errors_exit_2_before_the_model_loads(cli, never_load, clip, args, message):
+    res = cli("predict", clip, *args)
     assert res.exit_code == 2, res.output
     assert message in res.output and res.output.count("\n") == 1, res.output
 
 
-def test_a_missing_input_is_named_even_when_the_model_cannot_be_fetched(never_load, clip, tmp_path):
+def test_a_missing_input_is_named_even_when_the_model_cannot_be_fetched(cli, never_load, clip, tmp_path):
     # never_load stands for "the default model is not cached and there is no network": the
     # missing file must be what the user hears about.
     for cmd in (["predict"], ["score"], ["fix", "-o", tmp_path / "o.mp4"]):
-        res = run(*cmd, tmp_path / "missing.mp4")
+        res = cli(*cmd, tmp_path / "missing.mp4")
         assert res.exit_code == 2, res.output
         assert "missing.mp4: no such file" in res.output, res.output
 
 
 # ---------------------------------------------------------------- item 12: first contact
-def test_debug_is_accepted_after_the_subcommand_too(clip, tmp_path):
+def test_debug_is_accepted_after_the_subcommand_too(cli, clip, tmp_path):
     missing = tmp_path / "missing.mp4"
     for args in (["--debug", "predict", missing], ["predict", missing, "--debug"], ["models", "--debug"]):
-        res = run(*args)
+        res = cli(*args)
         assert "No such option" not in res.output, (args, res.output)
-    res = run("predict", missing, "--debug")
+    res = cli("predict", missing, "--debug")
     assert isinstance(res.exception, UsageError)  # --debug: the exception itself, not one line
 
 
-def test_tables_keep_every_name_whole_at_80_columns(fake, clip, tmp_path, monkeypatch):
+def test_tables_keep_every_name_whole_at_80_columns(cli, fake, clip, tmp_path, monkeypatch):
     from sparsesync_cli.checkpoints.registry import load_registry
 
-    res = runner.invoke(app, ["models"], env={"COLUMNS": "80"})
+    res = cli("models", columns=80)
     assert res.exit_code == 0 and max(len(line) for line in res.output.splitlines()) <= 80
     for name in load_registry():
         assert any(f" {name} " in line for line in res.output.splitlines()), (name, res.output)
     names = ["interview_take_07.mp4", "a-rather-long-name-for-a-file.mp4"]
     copies(clip, tmp_path / "in", names)
     monkeypatch.chdir(tmp_path)
-    res = runner.invoke(app, ["predict", "in"], env={"COLUMNS": "80"})
-    table = res.output.split("2 of 2 file(s) checked, 0 failed", 1)[1]
+    res = cli("predict", "in", columns=80)
+    table = res.output.split("2 file(s) checked: 2 succeeded, 0 failed", 1)[1]
     assert max(len(line) for line in table.splitlines()) <= 80
     for name in names:
         assert any(f"│ in/{name} " in line for line in table.splitlines()), table

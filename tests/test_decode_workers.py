@@ -214,11 +214,9 @@ def test_auto_leaves_the_model_its_cores():
 
 # ---------------------------------------------------------------- the command line
 def run(*args):
-    from typer.testing import CliRunner
+    from helpers.cli import invoke
 
-    from sparsesync_cli.cli import app
-
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    return invoke(*args)
 
 
 def test_predict_with_2_and_1_decode_workers_writes_the_same_jsonl(files, tmp_path, monkeypatch):

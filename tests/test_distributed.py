@@ -8,10 +8,9 @@ import sys
 
 import pytest
 from helpers.fake_model import FakeModel
-from typer.testing import CliRunner
 
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
-from sparsesync_cli.cli import app, ray_argv
+from sparsesync_cli.cli import ray_argv
 from sparsesync_cli.distributed.sources import collect_sources, read_list, split_done
 from sparsesync_cli.distributed.work import Assembler, PredictJob, ScoreJob, decode_file, run_piece
 from sparsesync_cli.testmedia.synth import Clip, cached_clip
@@ -165,7 +164,7 @@ def test_importing_avsync_never_imports_ray():
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])
-def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, clip, tmp_path, command):
+def test_without_ray_the_flag_says_how_to_install_it(cli, monkeypatch, clip, tmp_path, command):
     from sparsesync_cli.evaluation.protocol import ProtocolItem, write_protocol
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray looks like
@@ -173,26 +172,26 @@ def test_without_ray_the_flag_says_how_to_install_it(monkeypatch, clip, tmp_path
     if command == "evaluate":
         write_protocol([ProtocolItem(clip.name, 0.0, 0.5)], tmp_path / "protocol.csv")
         args = ["evaluate", str(tmp_path / "protocol.csv"), "--root", str(clip.parent)]
-    r = CliRunner().invoke(app, [*args, "--ray", "local"], env={"COLUMNS": "200"})
+    r = cli(*args, "--ray", "local")
     assert r.exit_code == 2
     assert "pip install 'sparsesync-cli[ray]'" in r.output
     assert len(r.output.strip().splitlines()) == 1
 
 
-def test_parquet_results_round_trip_and_resume(tmp_path, clip, monkeypatch):
+def test_parquet_results_round_trip_and_resume(cli, tmp_path, clip, monkeypatch):
     pytest.importorskip("pyarrow")
     from sparsesync_cli import sync_model
 
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: FakeModel())
     folder = tmp_path / "pq"
     args = ["predict", str(clip), "--parquet", str(folder), "--json", "-q"]
-    r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    r = cli(*args)
     assert r.exit_code == 0, r.output
     from sparsesync_cli.distributed.parquet import read_parquet_results
 
     rows = read_parquet_results(folder)
     printed = json.loads(r.output.strip().splitlines()[0])
     assert rows == [printed]  # every field, nested ones too, as --json prints it
-    r = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    r = cli(*args)
     assert "1 file(s) already in the report" in r.output
     assert len(read_parquet_results(folder)) == 1

@@ -112,10 +112,7 @@ def test_make_protocol_is_reproducible_and_never_leaves_the_file(clips, tmp_path
     assert len({it.offset_sec for it in a.items}) > 3  # offsets are drawn, not all the same
 
 
-def test_make_protocol_cli_writes_relative_paths(clips, tmp_path):
-    from typer.testing import CliRunner
-
-    from sparsesync_cli.cli import app
+def test_make_protocol_cli_writes_relative_paths(cli, clips, tmp_path):
 
     long, _ = clips
     out = tmp_path / "p.csv"
@@ -132,11 +129,11 @@ def test_make_protocol_cli_writes_relative_paths(clips, tmp_path):
         "--root",
         str(long.parent),
     ]
-    r = CliRunner().invoke(app, args)
+    r = cli(*args)
     assert r.exit_code == 0, r.output
     items = read_protocol(out)
     assert len(items) == 3 and all(it.path == long.name for it in items)
-    r = CliRunner().invoke(app, args)
+    r = cli(*args)
     assert r.exit_code == 2 and "--force" in r.output  # never overwrites silently
 
 
@@ -334,13 +331,10 @@ def test_the_named_table_pins_one_commit_and_hashes():
             assert rf.sha256 is not None or role == "meta"  # only vggsound.csv is trusted on first use
 
 
-def test_make_protocol_into_a_missing_folder_is_one_line_and_leaves_nothing(clips, tmp_path):
-    from typer.testing import CliRunner
-
-    from sparsesync_cli.cli import app
+def test_make_protocol_into_a_missing_folder_is_one_line_and_leaves_nothing(cli, clips, tmp_path):
 
     long, _ = clips
     out = tmp_path / "no" / "such" / "p.csv"
-    r = CliRunner().invoke(app, ["evaluate", "make-protocol", str(long), "-o", str(out)])
+    r = cli("evaluate", "make-protocol", str(long), "-o", str(out))
     assert r.exit_code == 2 and "cannot write" in r.output and str(out) in r.output
     assert not (tmp_path / "no").exists()

@@ -13,12 +13,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
 from sparsesync_cli.analysis.predict import PredictOptions, predict_file
 from sparsesync_cli.analysis.windows import SPARSESYNC_GEOMETRY
-from sparsesync_cli.cli import app
 from sparsesync_cli.evaluation.metrics import target_class
 from sparsesync_cli.evaluation.protocol import ProtocolItem, read_protocol, write_protocol
 from sparsesync_cli.evaluation.run import evaluate_items, read_item_jsonl
@@ -27,7 +25,6 @@ from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 GRID = tuple(round(-2.0 + 0.2 * i, 6) for i in range(21))
 EVENT_SEC = 3.0  # the synthetic clips flash and click together here: they are in sync
-runner = CliRunner()
 
 
 class OffsetReadingModel:
@@ -120,14 +117,14 @@ def fake(monkeypatch):
     return model
 
 
-def _evaluate(*args):
-    r = runner.invoke(app, ["evaluate", *map(str, args)])
+def _evaluate(cli, *args):
+    r = cli("evaluate", *args)
     return r, (json.loads(r.stdout) if "--json" in args else None)
 
 
-def test_lrs3_layout_metrics_equal_hand_computed_values(dataset, tmp_path, fake):
+def test_lrs3_layout_metrics_equal_hand_computed_values(cli, dataset, tmp_path, fake):
     rows = [*HAND_ROWS, ("pretrain/NoSuchVideo/00001", 0.0, 1.0)]
-    r, m = _evaluate(_write(tmp_path, rows), "--root", dataset / "lrs3", "--json")
+    r, m = _evaluate(cli, _write(tmp_path, rows), "--root", dataset / "lrs3", "--json")
     assert r.exit_code == 1, r.output  # an item failed
     assert m["schema"] == "avsync.evaluation/1" and (m["n"], m["n_failed"]) == (4, 1)
     assert (
@@ -143,7 +140,7 @@ def test_lrs3_layout_metrics_equal_hand_computed_values(dataset, tmp_path, fake)
     assert fake.calls == 4
 
 
-def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(dataset, tmp_path, fake):
+def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(cli, dataset, tmp_path, fake):
     rows = [
         ("SyntheticVG_0_10000", 0.2, 0.5),
         ("brokenclip1_0_10000", 0.0, 1.0),
@@ -151,7 +148,7 @@ def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(dataset, tm
         ("SyntheticVG_0_10000", -1.0, 0.5),
         ("SyntheticVG_0_10000", 0.0, 3.5),  # the window would read past the end of the 8 s clip
     ]
-    r, m = _evaluate(_write(tmp_path, rows), "--root", dataset / "vggsound", "--json")
+    r, m = _evaluate(cli, _write(tmp_path, rows), "--root", dataset / "vggsound", "--json")
     assert r.exit_code == 1
     assert (m["n"], m["n_failed"]) == (2, 3) and m["acc1"] == 100.0
     errors = {f["path"] + f"@{f['vstart_sec']}": f["error"] for f in m["failed"]}
@@ -161,10 +158,10 @@ def test_vggsound_layout_counts_broken_and_missing_clips_and_goes_on(dataset, tm
     assert all("\n" not in e for e in errors.values())
 
 
-def test_resume_from_the_jsonl_runs_only_what_is_missing(dataset, tmp_path, fake):
+def test_resume_from_the_jsonl_runs_only_what_is_missing(cli, dataset, tmp_path, fake):
     proto = _write(tmp_path, [*HAND_ROWS, ("pretrain/NoSuchVideo/00001", 0.0, 1.0)])
     jsonl = tmp_path / "items.jsonl"
-    r, full = _evaluate(proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
+    r, full = _evaluate(cli, proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
     records = read_item_jsonl(jsonl)
     assert len(records) == 5 and fake.calls == 4
     assert set(records[0]) >= {
@@ -181,18 +178,20 @@ def test_resume_from_the_jsonl_runs_only_what_is_missing(dataset, tmp_path, fake
     lines = jsonl.read_bytes().splitlines(keepends=True)
     jsonl.write_bytes(b"".join(lines[:2]) + lines[2][:20])
     fake.calls = 0
-    r, resumed = _evaluate(proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
+    r, resumed = _evaluate(cli, proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
     assert fake.calls == 2  # items 3 and 4; the missing clip is retried (and fails again)
     assert "2 item(s) taken from" in r.stderr
     for k in ("n", "n_failed", "acc1", "acc1_pm1", "ece", "brier", "confusion"):
         assert resumed[k] == full[k]
     assert len(read_item_jsonl(jsonl)) == 5
     fake.calls = 0
-    _evaluate(proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
+    _evaluate(cli, proto, "--root", dataset / "lrs3", "--json", "--jsonl", jsonl)
     assert fake.calls == 0  # everything that worked is in the JSONL
 
 
-def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset, tmp_path, fake, monkeypatch):
+def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(
+    cli, dataset, tmp_path, fake, monkeypatch
+):
     # 12 items of 2 clips (the held-out share is a share of clips), all right at p = 0.7: the
     # model is under-confident, a temperature < 1 sharpens it
     rows = [
@@ -204,14 +203,7 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     cal = tmp_path / "cal.json"
     report = tmp_path / "eval.html"
     r, m = _evaluate(
-        _write(tmp_path, rows),
-        "--root",
-        dataset,
-        "--json",
-        "--fit-calibration",
-        cal,
-        "--report",
-        report,
+        cli, _write(tmp_path, rows), "--root", dataset, "--json", "--fit-calibration", cal, "--report", report
     )
     assert r.exit_code == 0, r.output
     d = json.loads(cal.read_text())
@@ -223,12 +215,12 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     )
 
     clip = dataset / "vggsound" / "SyntheticVG_0_10000.mp4"
-    r = runner.invoke(app, ["predict", str(clip), "--json", "--calibration", str(cal)])
+    r = cli("predict", str(clip), "--json", "--calibration", str(cal))
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout.splitlines()[0])
     assert res["model"]["calibration"] == {"file": str(cal), "temperature": d["temperature"], "model": "fake"}
     fake.setup = replace(fake.setup, calibration=None)  # load_model gives a fresh model each time
-    plain = json.loads(runner.invoke(app, ["predict", str(clip), "--json"]).stdout.splitlines()[0])
+    plain = json.loads(cli("predict", str(clip), "--json").stdout.splitlines()[0])
     assert "calibration" not in plain["model"]
     assert res["windows"][0]["confidence"] > plain["windows"][0]["confidence"]  # sharpened
     assert res["windows"][0]["logits"] == pytest.approx(
@@ -236,30 +228,27 @@ def test_fit_calibration_then_predict_uses_it_and_refuses_another_model(dataset,
     )
 
     monkeypatch.setenv("AVSYNC_CALIBRATION", str(cal))
-    env = json.loads(runner.invoke(app, ["predict", str(clip), "--json"]).stdout.splitlines()[0])
+    env = json.loads(cli("predict", str(clip), "--json").stdout.splitlines()[0])
     assert env["model"]["calibration"]["file"] == str(cal)
 
     other = OffsetReadingModel(name="sparsesync-lrs3")
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: other)
-    r = runner.invoke(app, ["predict", str(clip), "--calibration", str(cal)])
+    r = cli("predict", str(clip), "--calibration", str(cal))
     assert r.exit_code == 2 and "this calibration is for model fake" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and other.calls == 0
 
 
-def test_evaluate_make_protocol_and_default_command_dispatch(dataset, tmp_path, fake):
+def test_evaluate_make_protocol_and_default_command_dispatch(cli, dataset, tmp_path, fake):
     out = tmp_path / "mine.csv"
     clip = dataset / "vggsound" / "SyntheticVG_0_10000.mp4"
-    r = runner.invoke(
-        app,
-        ["evaluate", "make-protocol", str(clip), "-o", str(out), "--per-clip", "6", "--root", str(dataset)],
-    )
+    r = cli("evaluate", "make-protocol", clip, "-o", out, "--per-clip", "6", "--root", dataset)
     assert r.exit_code == 0, r.output
     assert len(read_protocol(out)) == 6
-    r, m = _evaluate(out, "--root", dataset, "--json")
+    r, m = _evaluate(cli, out, "--root", dataset, "--json")
     assert r.exit_code == 0 and m["n"] == 6 and m["protocol"] == str(out)
 
 
-def test_a_named_protocol_is_fetched_then_evaluated(dataset, tmp_path, fake, monkeypatch):
+def test_a_named_protocol_is_fetched_then_evaluated(cli, dataset, tmp_path, fake, monkeypatch):
     from helpers.http_server import FileServer
 
     from sparsesync_cli.evaluation import named
@@ -275,14 +264,14 @@ def test_a_named_protocol_is_fetched_then_evaluated(dataset, tmp_path, fake, mon
     )
     monkeypatch.setitem(named.NAMED_PROTOCOLS, "mini-lrs3", proto)
     try:
-        r, m = _evaluate("mini-lrs3", "--root", dataset / "lrs3", "--json")
+        r, m = _evaluate(cli, "mini-lrs3", "--root", dataset / "lrs3", "--json")
     finally:
         srv.close()
     assert r.exit_code == 0, r.output
     assert m["protocol"] == "mini-lrs3" and m["n"] == 4 and m["published_acc1"] == {"fake": 75.0}
     assert m["acc1"] == 75.0
     monkeypatch.setenv("AVSYNC_OFFLINE", "1")  # the server is gone: the cache answers
-    r, m = _evaluate("mini-lrs3", "--root", dataset / "lrs3", "--json")
+    r, m = _evaluate(cli, "mini-lrs3", "--root", dataset / "lrs3", "--json")
     assert r.exit_code == 0 and m["n"] == 4
 
 
@@ -314,11 +303,11 @@ def test_item_logits_equal_predict_and_the_golden_references(dataset, shared_dir
 # ---------------------------------------------------------------- randomised passes, guards
 
 
-def test_passes_draw_reproducible_items_and_resume_per_item_and_pass(dataset, tmp_path, fake):
+def test_passes_draw_reproducible_items_and_resume_per_item_and_pass(cli, dataset, tmp_path, fake):
     proto = _write(tmp_path, [("vggsound/SyntheticVG_0_10000", 0.0, 1.0), ("vggsound/missing_0_1", 0.0, 1.0)])
     jsonl = tmp_path / "items.jsonl"
     args = (proto, "--root", dataset, "--passes", "3", "--seed", "0", "--json")
-    r, m = _evaluate(*args, "--jsonl", jsonl)
+    r, m = _evaluate(cli, *args, "--jsonl", jsonl)
     assert r.exit_code == 1, r.output  # the missing clip fails in each pass
     assert (m["passes"], m["seed"], m["n"], m["n_failed"]) == (3, 0, 3, 3) and fake.calls == 3
     assert len(m["acc1_per_pass"]) == 3 and {"acc5", "acc5_pm1", "map", "roc_auc", "dprime"} <= set(m)
@@ -329,7 +318,7 @@ def test_passes_draw_reproducible_items_and_resume_per_item_and_pass(dataset, tm
     drawn = [(r["offset_sec"], r["vstart_sec"]) for r in records if r["ok"]]
     assert len(set(drawn)) == 3  # each pass drew another window of the clip
     # the same seed draws the same items; another seed others
-    _, again = _evaluate(*args, "--jsonl", tmp_path / "again.jsonl")
+    _, again = _evaluate(cli, *args, "--jsonl", tmp_path / "again.jsonl")
     assert [
         (r["offset_sec"], r["vstart_sec"]) for r in read_item_jsonl(tmp_path / "again.jsonl") if r["ok"]
     ] == drawn
@@ -338,35 +327,35 @@ def test_passes_draw_reproducible_items_and_resume_per_item_and_pass(dataset, tm
     lines = jsonl.read_bytes().splitlines(keepends=True)
     jsonl.write_bytes(b"".join(line for line in lines if b'"pass":1' not in line or b"missing" in line))
     fake.calls = 0
-    r, resumed = _evaluate(*args, "--jsonl", jsonl)
+    r, resumed = _evaluate(cli, *args, "--jsonl", jsonl)
     assert fake.calls == 1 and "2 item(s) taken from" in r.stderr
     assert resumed["acc1_per_pass"] == m["acc1_per_pass"] and resumed["n"] == 3
     # a plain run on the same JSONL is other items: its records are not taken for drawn ones
     fake.calls = 0
-    r, plain = _evaluate(proto, "--root", dataset, "--json", "--jsonl", jsonl)
+    r, plain = _evaluate(cli, proto, "--root", dataset, "--json", "--jsonl", jsonl)
     assert fake.calls == 1 and plain["passes"] is None and plain["n"] == 1
-    r, _ = _evaluate(proto, "--root", dataset, "--seed", "3")
+    r, _ = _evaluate(cli, proto, "--root", dataset, "--seed", "3")
     assert r.exit_code == 2 and "--seed goes with --passes" in r.stderr
 
 
 def test_a_named_protocol_refuses_a_model_of_another_class_count_before_loading_it(
-    dataset, tmp_path, fake, monkeypatch
+    cli, dataset, tmp_path, fake, monkeypatch
 ):
     monkeypatch.setenv("AVSYNC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("AVSYNC_OFFLINE", "1")  # it must not even fetch the protocol
-    r, _ = _evaluate("lrs3-3cls", "--root", dataset)  # the default model has 21 classes
+    r, _ = _evaluate(cli, "lrs3-3cls", "--root", dataset)  # the default model has 21 classes
     assert r.exit_code == 2 and fake.loads == 0
     line = r.stderr.strip()
     assert "\n" not in line and "lrs3-3cls is for 3-class models (sparsesync-lrs3-3cls)" in line
     assert "sparsesync-audioset has 21 classes" in line
-    r, _ = _evaluate("lrs3", "--root", dataset, "--model", "sparsesync-vggsound-sparse-3cls")
+    r, _ = _evaluate(cli, "lrs3", "--root", dataset, "--model", "sparsesync-vggsound-sparse-3cls")
     assert r.exit_code == 2 and "21-class" in r.stderr and fake.loads == 0
-    r, _ = _evaluate("lrs3", "--root", dataset)  # the right class count: on to the (offline) fetch
+    r, _ = _evaluate(cli, "lrs3", "--root", dataset)  # the right class count: on to the (offline) fetch
     assert r.exit_code == 1 and "not in the cache" in r.stderr
 
 
 def test_evaluate_reads_avsync_calibration_and_binds_it_to_the_checkpoint_bytes(
-    dataset, tmp_path, fake, monkeypatch
+    cli, dataset, tmp_path, fake, monkeypatch
 ):
     a, b = tmp_path / "a" / "model.pt", tmp_path / "b" / "model.pt"
     for p, last in ((a, b"\x00"), (b, b"\x01")):  # the same file name, one byte apart
@@ -379,26 +368,22 @@ def test_evaluate_reads_avsync_calibration_and_binds_it_to_the_checkpoint_bytes(
     ]  # 10 items of 2 clips: the least a calibration takes
     fake.rule = lambda k: k
     proto, cal = _write(tmp_path, rows), tmp_path / "cal.json"
-    r, m = _evaluate(proto, "--root", dataset, "--json", "--checkpoint", a, "--fit-calibration", cal)
+    r, m = _evaluate(cli, proto, "--root", dataset, "--json", "--checkpoint", a, "--fit-calibration", cal)
     assert r.exit_code == 0, r.output
     assert json.loads(cal.read_text())["model"]["sha256"] == hashlib.sha256(a.read_bytes()).hexdigest()
     assert (m["fitted_calibration"]["n_fit"], m["fitted_calibration"]["n_heldout"]) == (5, 5)  # by clip
 
     clip = dataset / "vggsound" / "SyntheticVG_0_10000.mp4"
-    r = runner.invoke(
-        app, ["predict", str(clip), "--json", "--checkpoint", str(a), "--calibration", str(cal)]
-    )
+    r = cli("predict", clip, "--json", "--checkpoint", a, "--calibration", cal)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(
-        app, ["predict", str(clip), "--json", "--checkpoint", str(b), "--calibration", str(cal)]
-    )
+    r = cli("predict", clip, "--json", "--checkpoint", b, "--calibration", cal)
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "sha256" in r.stderr
 
     monkeypatch.setenv("AVSYNC_CALIBRATION", str(cal))
-    r, m = _evaluate(proto, "--root", dataset, "--json", "--checkpoint", a)
+    r, m = _evaluate(cli, proto, "--root", dataset, "--json", "--checkpoint", a)
     assert r.exit_code == 0 and m["calibration"]["file"] == str(cal)
     assert m["temperature"] == json.loads(cal.read_text())["temperature"]
-    r, _ = _evaluate(proto, "--root", dataset, "--checkpoint", b)
+    r, _ = _evaluate(cli, proto, "--root", dataset, "--checkpoint", b)
     assert r.exit_code == 2 and str(cal) in r.stderr and "sha256" in r.stderr
 
 

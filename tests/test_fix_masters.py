@@ -250,15 +250,13 @@ def test_retime_factor_sign() -> None:
 def test_the_fix_command_reports_each_stream_and_takes_the_master_options(tmp_path: Path) -> None:
     import json
 
-    from typer.testing import CliRunner
-
-    from sparsesync_cli.cli import app
+    from helpers.cli import invoke
 
     m = make_master(tmp_path, MasterSpec(kind="prores_mov", rate="25", frames=25, pcm_tracks=2))
     out = tmp_path / "out.mov"
 
     def run(*args: object):
-        return CliRunner().invoke(app, [str(a) for a in args], terminal_width=200)
+        return invoke(*args)
 
     res = run("fix", m.path, "-o", out, "--offset", "-0.2", "--conform", "--drift", "0.3", "--json")
     assert res.exit_code == 0, res.output

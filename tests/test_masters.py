@@ -22,9 +22,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers.cli import invoke
 
-from sparsesync_cli.cli import app
 from sparsesync_cli.testmedia import verify
 from sparsesync_cli.testmedia.damage import with_huge_sample_size
 from sparsesync_cli.testmedia.masters import (
@@ -36,7 +35,6 @@ from sparsesync_cli.testmedia.masters import (
     make_master,
 )
 
-runner = CliRunner()
 DONE_WHEN_OFFSETS = (-1.0, -0.4, 0.4, 1.2)
 SWEEP_OFFSETS = (-2.0, -1.6, -1.2, -0.8, -0.4, -0.02, 0.0, 0.02, 0.4, 0.8, 1.2, 1.6, 2.0)
 # Masters of the slow sweep besides the done-when three: every kind, rate and track layout.
@@ -54,7 +52,7 @@ DRIFT_TOLERANCE_SEC = 0.001
 
 
 def avsync(*args):
-    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+    return invoke(*args)
 
 
 class Original:

@@ -9,13 +9,11 @@ import pytest
 import torch
 from helpers.http_server import FileServer
 from helpers.hub_cache import make_hub_cache
-from typer.testing import CliRunner
 
 from sparsesync_cli.checkpoints import loading as checkpoint_mod
 from sparsesync_cli.checkpoints.cache import META_FILE, WEIGHTS_FILE
 from sparsesync_cli.checkpoints.download import model_cache_dir
 from sparsesync_cli.checkpoints.registry import get_entry
-from sparsesync_cli.cli import app
 from sparsesync_cli.sync_model import load_model
 from sparsesync_cli.testmedia.synth import Clip, make_clip
 
@@ -108,10 +106,10 @@ def test_a_cache_for_other_weights_is_rebuilt_not_trusted(served, monkeypatch, s
     )
 
 
-def test_download_then_models_shows_it_cached_and_offline_works(served, monkeypatch):
-    res = CliRunner().invoke(app, ["download", "tiny"])
+def test_download_then_models_shows_it_cached_and_offline_works(cli, served, monkeypatch):
+    res = cli("download", "tiny")
     assert res.exit_code == 0, res.output
-    rows = {r["name"]: r for r in json.loads(CliRunner().invoke(app, ["models", "--json"]).stdout)}
+    rows = {r["name"]: r for r in json.loads(cli("models", "--json").stdout)}
     assert rows["tiny"]["cached"] and not rows["sparsesync-audioset"]["cached"]
     monkeypatch.setenv("AVSYNC_OFFLINE", "1")
     served[0].close()
@@ -151,16 +149,13 @@ def test_a_hub_state_dict_loads_offline_through_the_hf_cache(tiny_hub, monkeypat
     assert load_model("tiny-sf", device="cpu").setup.family == "synchformer"  # from safetensors now
 
 
-def test_predict_batch_and_fix_with_a_synchformer_registry_model(tiny_hub, tmp_path):
+def test_predict_batch_and_fix_with_a_synchformer_registry_model(cli, tiny_hub, tmp_path):
     """--model NAME for the other family: a bare Hub state dict, through predict (a batch) and fix."""
     folder = tmp_path / "videos"
     folder.mkdir()
     make_clip(Clip(duration=5.0), folder / "clip.mp4")
     (folder / "broken.mp4").write_bytes(b"\x00" * 1000)
-    runner = CliRunner()
-    res = runner.invoke(
-        app, ["predict", str(folder), "--model", "tiny-sf", "--jsonl", str(tmp_path / "r.jsonl")]
-    )
+    res = cli("predict", str(folder), "--model", "tiny-sf", "--jsonl", str(tmp_path / "r.jsonl"))
     assert res.exit_code == 1, res.output  # the broken file fails, the batch goes on
     records = {json.loads(x)["path"].rsplit("/", 1)[-1]: json.loads(x) for x in (tmp_path / "r.jsonl").open()}
     good = records["clip.mp4"]
@@ -174,7 +169,7 @@ def test_predict_batch_and_fix_with_a_synchformer_registry_model(tiny_hub, tmp_p
     assert not records["broken.mp4"]["ok"]
     out = tmp_path / "f.mp4"
     args = ["--model", "tiny-sf", "--dry-run", "--min-confidence", "0", "--json"]
-    res = runner.invoke(app, ["fix", str(folder / "clip.mp4"), "-o", str(out), *args])
+    res = cli("fix", str(folder / "clip.mp4"), "-o", str(out), *args)
     assert res.exit_code in (0, 3), res.output
     d = json.loads(res.stdout.splitlines()[-1])
     assert d["measured"]["model"]["family"] == "synchformer" and not out.exists()

@@ -14,9 +14,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from sparsesync_cli.cli import app
 from sparsesync_cli.testmedia.synth import Clip, cached_clip
 
 ray = pytest.importorskip("ray", reason="the Ray tests need pip install 'sparsesync-cli[ray]'")
@@ -96,10 +94,6 @@ def library(tmp_path_factory, shared_dir) -> Path:
     return root
 
 
-def _run(args) -> object:
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
-
-
 def _rows(path: Path) -> dict[str, dict]:
     """JSONL rows by path, without the wall-clock field (the only one allowed to differ)."""
     rows = {}
@@ -111,26 +105,26 @@ def _rows(path: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def local_rows(library, model_args, tmp_path_factory) -> dict[str, dict]:
+def local_rows(cli, library, model_args, tmp_path_factory) -> dict[str, dict]:
     import torch
 
     out = tmp_path_factory.mktemp("local") / "local.jsonl"
     threads = torch.get_num_threads()
-    r = _run(["predict", library, "-r", "--jsonl", out, *model_args])
+    r = cli("predict", library, "-r", "--jsonl", out, *model_args)
     torch.set_num_threads(threads)
     assert r.exit_code == 1, r.output  # the corrupt file and the silent clip fail, the rest is checked
     return _rows(out)
 
 
-def test_ray_run_equals_local_run(ray_runtime, library, model_args, local_rows, tmp_path):
+def test_ray_run_equals_local_run(cli, ray_runtime, library, model_args, local_rows, tmp_path):
     rows = local_rows
     assert len(rows) == 5
     assert sum(r["ok"] for r in rows.values()) == 3
     assert "no audio stream" in next(r["error"] for p, r in rows.items() if "noaudio" in p)
 
     out, parquet, csv_path = tmp_path / "ray.jsonl", tmp_path / "pq", tmp_path / "ray.csv"
-    r = _run(["predict", library, "-r", "--ray", "local", "--jsonl", out, "--parquet", parquet,
-              "--csv", csv_path, *model_args])  # fmt: skip
+    r = cli("predict", library, "-r", "--ray", "local", "--jsonl", out, "--parquet", parquet,
+            "--csv", csv_path, *model_args)  # fmt: skip
     assert r.exit_code == 1, r.output
     ray_rows = _rows(out)
     assert ray_rows.keys() == rows.keys()
@@ -149,7 +143,7 @@ def test_ray_run_equals_local_run(ray_runtime, library, model_args, local_rows, 
     assert len(csv_path.read_text().splitlines()) == 6
 
     # Resume from the Parquet folder: the three checked files are skipped, the two failures retried.
-    r = _run(["predict", library, "-r", "--ray", "local", "--parquet", parquet, *model_args])
+    r = cli("predict", library, "-r", "--ray", "local", "--parquet", parquet, *model_args)
     assert "3 file(s) already in the report" in r.output
     assert len(pq.read_table(parquet)) == 7
 
@@ -204,7 +198,7 @@ def test_an_actor_killed_mid_run_loses_no_file_and_repeats_none(ray_runtime, lib
 
 
 def test_s3_uris_from_a_list_equal_local_files(
-    ray_runtime, s3_endpoint, library, model_args, local_rows, tmp_path
+    cli, ray_runtime, s3_endpoint, library, model_args, local_rows, tmp_path
 ):
     s3 = boto3.client("s3", endpoint_url=s3_endpoint)
     s3.create_bucket(Bucket=BUCKET)
@@ -215,7 +209,7 @@ def test_s3_uris_from_a_list_equal_local_files(
     uris = [f"s3://{BUCKET}/in/{n}" for n in names] + [f"s3://{BUCKET}/in/missing.mp4"]
     listing.write_text("# clips\n" + "\n".join(uris) + "\n")
     out = tmp_path / "s3.jsonl"
-    r = _run(["predict", "--files-from", listing, "--ray", "local", "--jsonl", out, *model_args])
+    r = cli("predict", "--files-from", listing, "--ray", "local", "--jsonl", out, *model_args)
     assert r.exit_code == 1, r.output
     rows = _rows(out)
     assert set(rows) == set(uris)
@@ -228,7 +222,7 @@ def test_s3_uris_from_a_list_equal_local_files(
         assert got == want, name
 
     # Resume: the checked object is skipped by its key (URI, size, last-modified).
-    r = _run(["predict", "--files-from", listing, "--ray", "local", "--jsonl", out, *model_args])
+    r = cli("predict", "--files-from", listing, "--ray", "local", "--jsonl", out, *model_args)
     assert "1 file(s) already in the report" in r.output
 
 
@@ -238,7 +232,7 @@ def _items(path: Path) -> dict[tuple, dict]:
     return {(r["path"], r["vstart_sec"], r["offset_sec"]): r for r in records}
 
 
-def test_evaluate_on_ray_equals_local_evaluate(ray_runtime, library, model_args, tmp_path):
+def test_evaluate_on_ray_equals_local_evaluate(cli, ray_runtime, library, model_args, tmp_path):
     import torch
 
     from sparsesync_cli.evaluation.protocol import ProtocolItem, write_protocol
@@ -255,11 +249,11 @@ def test_evaluate_on_ray_equals_local_evaluate(ray_runtime, library, model_args,
     write_protocol(items, protocol)
     args = ["evaluate", protocol, "--root", library, "--batch-size", "2", "--json", *model_args]
     threads = torch.get_num_threads()
-    local = _run([*args, "--jsonl", tmp_path / "local.jsonl"])
+    local = cli(*args, "--jsonl", tmp_path / "local.jsonl")
     torch.set_num_threads(threads)
     assert local.exit_code == 1, local.output  # two items fail, the rest is evaluated
     out = tmp_path / "ray.jsonl"
-    on_ray = _run([*args, "--jsonl", out, "--ray", "local"])
+    on_ray = cli(*args, "--jsonl", out, "--ray", "local")
     assert on_ray.exit_code == 1, on_ray.output
 
     want, got = _items(tmp_path / "local.jsonl"), _items(out)
@@ -273,14 +267,14 @@ def test_evaluate_on_ray_equals_local_evaluate(ray_runtime, library, model_args,
     assert (metrics["n"], metrics["n_failed"]) == (3, 2)
 
     # Resume: the three evaluated items are taken from the JSONL, the two failures retried.
-    again = _run([*args, "--jsonl", out, "--ray", "local"])
+    again = cli(*args, "--jsonl", out, "--ray", "local")
     assert "3 item(s) taken from" in again.output
     assert json.loads(again.stdout.splitlines()[-1]) == metrics
     assert len(out.read_text().splitlines()) == 7
 
 
 @pytest.mark.slow  # the tiny Synchformer still takes ~20 s per window on 2 cores
-def test_score_on_ray_equals_local_score(ray_runtime, library, shared_dir):
+def test_score_on_ray_equals_local_score(cli, ray_runtime, library, shared_dir):
     d = shared_dir / "fixtures" / "synchformer"
     model = [
         "--checkpoint",
@@ -291,7 +285,7 @@ def test_score_on_ray_equals_local_score(ray_runtime, library, shared_dir):
     files = [library / "sub" / "real.mp4", library / "sub" / "corrupt.mp4"]
 
     def score(*extra) -> list[dict]:
-        r = _run(["score", *files, "--json", "--no-whole-file", "--threads", "1", *model, *extra])
+        r = cli("score", *files, "--json", "--no-whole-file", "--threads", "1", *model, *extra)
         assert r.exit_code == 1, r.output  # the corrupt file fails
         return [json.loads(line) for line in r.output.splitlines() if line.startswith("{")]
 

@@ -6,11 +6,9 @@ import json
 
 import pytest
 from helpers.fake_model import FakeModel
-from typer.testing import CliRunner
 
 from sparsesync_cli import sync_model
 from sparsesync_cli.analysis.desync import score_file, score_files, summarize
-from sparsesync_cli.cli import app
 from sparsesync_cli.errors import UsageError
 from sparsesync_cli.sync_model import load_model
 from sparsesync_cli.testmedia.synth import Clip, cached_clip
@@ -49,12 +47,12 @@ def test_desync_needs_synchformer(clip):
         score_file(clip, FakeModel())
 
 
-def test_score_command_with_the_real_tiny_synchformer(shared_dir, monkeypatch):
+def test_score_command_with_the_real_tiny_synchformer(cli, shared_dir, monkeypatch):
     fx = shared_dir / "fixtures/synchformer"
     model = load_model(checkpoint=fx / "tiny_synchformer_state_dict.pt", device="cpu")
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: model)
     media = shared_dir / "media/vggsound_3qesirWAGt4_25fps_256side_16k.mp4"
-    res = CliRunner().invoke(app, ["score", str(media), "--clip-sec", "8", "--no-whole-file", "--json"])
+    res = cli("score", str(media), "--clip-sec", "8", "--no-whole-file", "--json")
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     per_file, summary = lines[0], lines[-1]["summary"]

@@ -183,21 +183,18 @@ def test_a_partly_corrupt_file_is_checked_on_the_windows_that_decode(tmp_path_fa
     assert not failed.ok and failed.error.startswith("no window could be decoded")
 
 
-def test_the_cli_samples_and_says_what_it_read(coded, monkeypatch):
-    from typer.testing import CliRunner
+def test_the_cli_samples_and_says_what_it_read(cli, coded, monkeypatch):
 
     from sparsesync_cli import sync_model
-    from sparsesync_cli.cli import app
 
     model = TimeCodedModel(lambda t: 0.4)
     monkeypatch.setattr(sync_model, "load_model", lambda *a, **k: model)
-    runner = CliRunner()
-    res = runner.invoke(app, ["predict", str(coded), "--sample", "auto", "--json"], env={"COLUMNS": "200"})
+    res = cli("predict", str(coded), "--sample", "auto", "--json")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout.splitlines()[0])
     assert (d["sampling"], d["windows_used"], d["windows_total"]) == ("auto", 6, 13)
-    res = runner.invoke(app, ["predict", str(coded), "--sample", "auto", "--max-windows", "3"])
+    res = cli("predict", str(coded), "--sample", "auto", "--max-windows", "3")
     assert res.exit_code == 0 and "undecided" in res.stdout and "3 of 13 windows" in res.stdout
-    res = runner.invoke(app, ["predict", str(coded), "--sample", "some"])
+    res = cli("predict", str(coded), "--sample", "some")
     assert res.exit_code == 2 and "--sample must be one of all, auto" in res.output
     assert len(model.starts) == 9  # the bad --sample was refused before any window was read

@@ -111,14 +111,18 @@ def ensure_files(
         config = _ensure_source(entry, entry.config, progress, options, verify) if entry.config else None
         checkpoint = _ensure_source(entry, entry.checkpoint, progress, options, verify)
     except NoNetworkError as e:
+        with contextlib.suppress(OSError):  # no empty model folder stays behind
+            model_cache_dir(entry).rmdir()
+        # what to do first, then why (the URL last: it is the least useful part)
         elsewhere = (
             ""
             if "avsync download" in e.cause
-            else f"; or run `avsync download {entry.name}` on a machine with internet and copy its cache"
+            else f", or run `avsync download {entry.name}` on a machine with internet and copy its cache"
             f" ({cache_dir()}; AVSYNC_CACHE_DIR sets it)"
         )
-        hint = "; or use a checkpoint file you have: --checkpoint FILE.pt --config cfg-ID.yaml"
-        raise NoNetworkError(e.cause + elsewhere + hint, e.path) from None
+        do = f"{entry.name} is not cached and cannot be downloaded now: use a checkpoint file you have"
+        why = f"; why: {e.cause}" + (f" ({e.path})" if e.path else "")
+        raise NoNetworkError(f"{do} (--checkpoint FILE.pt --config cfg-ID.yaml){elsewhere}{why}") from None
     return ModelFiles(checkpoint=checkpoint, config=config)
 
 

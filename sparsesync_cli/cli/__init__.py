@@ -1,6 +1,6 @@
 """The ``avsync`` command line: the only part of the package that prints or imports typer and rich.
 
-Results go to stdout, progress and messages to stderr. Exit codes: 0 every file was checked,
+Results go to stdout, progress and messages to stderr. Exit codes: 0 every file succeeded,
 1 a file failed (or any other error), 2 bad usage, 3 ``fix`` measured but was not sure enough.
 
 - :mod:`.app`: the Typer app, its root options and ``main`` (the ``avsync`` entry point);

@@ -11,7 +11,7 @@ import typer
 from .. import __version__
 from ..distributed.runner import is_ray_address
 from . import evaluate, fix, models, predict, report, score
-from .common import STATE
+from .common import INTERRUPTED_EXIT, STATE, err_console
 
 SIGN_HELP = "Sign: a positive offset means the audio is EARLY (heard before it is seen); negative: late."
 CLOCK_HELP = "Times are file times (presentation timestamps), in seconds."
@@ -25,6 +25,15 @@ class _Group(typer.core.TyperGroup):
         if "--debug" in args[1:end]:
             args = ["--debug", *(a for i, a in enumerate(args) if a != "--debug" or i >= end)]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: Any) -> Any:
+        # typer turns a KeyboardInterrupt into a silent exit 130 before main() sees it: say it here
+        # (a batch says more itself, and exits before this)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            err_console().print("avsync: interrupted", markup=False)
+            raise typer.Exit(INTERRUPTED_EXIT) from None
 
 
 app = typer.Typer(
@@ -80,5 +89,5 @@ def main() -> None:
     try:
         app(args=ray_argv(sys.argv[1:]))
     except KeyboardInterrupt:
-        print("avsync: interrupted", file=sys.stderr)
-        sys.exit(130)
+        print("avsync: interrupted", file=sys.stderr)  # before a command started
+        sys.exit(INTERRUPTED_EXIT)

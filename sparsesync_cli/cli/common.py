@@ -1,7 +1,7 @@
 """What every ``avsync`` command shares: the option types, the consoles, the one error path,
 loading the model from its options, and collecting the inputs.
 
-Results go to stdout, progress and messages to stderr. Exit codes: 0 every file was checked,
+Results go to stdout, progress and messages to stderr. Exit codes: 0 every file succeeded,
 1 a file failed (or any other error), 2 bad usage.
 """
 
@@ -73,6 +73,16 @@ def _exit_for(e: AvsyncError) -> typer.Exit:
         raise e
     err_console().print(f"avsync: error: {shown(str(e))}", markup=False, soft_wrap=True)
     return typer.Exit(2 if isinstance(e, UsageError) else 1)
+
+
+INTERRUPTED_EXIT = 130  # Ctrl-C, as shells report a process stopped by SIGINT
+
+
+def say_interrupted(done: str, written: list[Path], again: str) -> None:
+    """The one line a batch stopped by Ctrl-C ends with: how far it got, what holds the results
+    that finished, and what a re-run does."""
+    kept = "written: " + ", ".join(str(p) for p in written) if written else "nothing written"
+    err_console().print(f"avsync: interrupted: {done}; {kept}; {again}", markup=False, soft_wrap=True)
 
 
 def on_error(path: str, e: AvsyncError) -> None:
@@ -234,9 +244,14 @@ def model_spec(
     threads: int | None,
     optimize: bool = True,
 ) -> ModelSpec:
-    """The model the options name (paths as the user typed them)."""
+    """The model the options name (paths as the user typed them); usage errors before any load."""
     from ..distributed.work import ModelSpec
 
+    if config is not None and checkpoint is None:
+        raise UsageError("--config goes with --checkpoint")
+    for flag, path in (("--checkpoint", checkpoint), ("--config", config)):
+        if path is not None and not path.exists():
+            raise UsageError(f"no such file ({flag})", path)
     return ModelSpec(
         model,
         None if checkpoint is None else str(checkpoint),
@@ -250,8 +265,6 @@ def model_spec(
 
 def load_model(spec: ModelSpec) -> SyncModel:
     """Load the model here, with a download bar when a checkpoint is fetched."""
-    if spec.config is not None and spec.checkpoint is None:
-        raise UsageError("--config goes with --checkpoint")
     with DownloadBar() as bar:
         return spec.load(progress=bar.update)
 
@@ -331,6 +344,8 @@ def collect_inputs(
     from ..media.remote import is_uri
 
     paths = list(paths or [])
+    if not paths and files_from is None:
+        raise UsageError("no input: name the video files, folders or URIs to check (or --files-from LIST)")
     check_ray_address(ray)
     for p in paths:
         if not is_uri(p) and not os.path.lexists(p):

@@ -4,6 +4,8 @@ default), and drawing a protocol from the user's own in-sync clips (``evaluate m
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,6 +15,7 @@ from typer.core import TyperGroup
 
 from ..errors import UsageError
 from .common import (
+    INTERRUPTED_EXIT,
     ActorsOpt,
     AudioStreamOpt,
     CheckpointOpt,
@@ -35,6 +38,7 @@ from .common import (
     model_spec,
     one_line_errors,
     out_console,
+    say_interrupted,
 )
 
 if TYPE_CHECKING:
@@ -174,10 +178,13 @@ def evaluate_run(
         task = progress.add_task("items", total=len(items))
         batch = batch_size or default_batch(sync_model)
 
+        counts = [0, len(items)]  # items of this run done, to do (resumed ones are not run)
+
         def on_item(done: int, total: int) -> None:
+            counts[:] = [done, total]
             progress.update(task, completed=done, total=total)
 
-        with progress:
+        with _interrupt_says(counts, jsonl), progress:
             records, resumed = run_protocol(
                 items,
                 sync_model,
@@ -229,6 +236,22 @@ def _check_named_model(named: NamedProtocol, spec: ModelSpec) -> None:
         raise UsageError("--config goes with --checkpoint")
     label = spec.checkpoint if spec.checkpoint is not None else (spec.name or default_model_name())
     check_protocol_model(named, model_classes(spec.name, spec.checkpoint, spec.config), label)
+
+
+@contextmanager
+def _interrupt_says(counts: list[int], jsonl: Path | None) -> Iterator[None]:
+    """Ctrl-C: one line (the items' records are in the JSONL as they finished), exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        say_interrupted(
+            f"{counts[0]} of {counts[1]} item(s) evaluated",
+            [jsonl] if jsonl is not None else [],
+            f"the same command resumes from {jsonl}"
+            if jsonl is not None
+            else "a re-run starts over (--jsonl FILE makes an evaluation resumable)",
+        )
+        raise typer.Exit(INTERRUPTED_EXIT) from None
 
 
 def _print_evaluation(m: dict[str, Any], as_json: bool) -> None:

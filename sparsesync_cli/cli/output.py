@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from rich.console import JustifyMethod
     from rich.table import Table
 
+    from ..analysis.desync import DesyncResult
     from ..analysis.results import SyncResult
 
 
@@ -61,12 +62,17 @@ def windows_table(result: SyncResult) -> Table:
     return t
 
 
+def checked_line(results: list[dict[str, Any]]) -> str:
+    """The batch in the HTML report's words: every file is checked; each succeeded or failed."""
+    failed = sum(1 for r in results if not r.get("ok"))
+    return f"{len(results)} file(s) checked: {len(results) - failed} succeeded, {failed} failed"
+
+
 def batch_table(results: list[dict[str, Any]], width: int) -> Table | str:
     """The batch's closing table, or its title alone where whole names would not fit ``width``."""
     from rich.table import Table
 
-    ok = sum(1 for r in results if r.get("ok"))
-    title = f"{ok} of {len(results)} file(s) checked, {len(results) - ok} failed"
+    title = checked_line(results)
     longest = max((len(shown(r["path"])) for r in results), default=0)
     if longest > width - 36:  # no room for whole names beside a verdict: the lines above say it all
         return title
@@ -87,3 +93,19 @@ def batch_table(results: list[dict[str, Any]], width: int) -> Table | str:
         else:
             t.add_row(shown(r["path"]), "", f"FAILED: {shown(r['error'])}", "")
     return t
+
+
+def desync_line(r: DesyncResult) -> str:
+    """One file's DeSync scores (``avsync score``) on one line."""
+    if not r.ok:
+        return f"{shown(r.path)}: FAILED: {shown(r.error or '')}"
+    whole = (
+        f", whole file {r.desync_windows:.3f} (windows) / {r.desync_aggregated:.3f} (combined)"
+        + (f", {r.n_windows} of {r.windows_total} windows" if r.sampling == "auto" else "")
+        if r.desync_windows is not None
+        else ""
+    )
+    return (
+        f"{shown(r.path)}: DeSync {r.desync_av_benchmark:.3f} s "
+        f"(first {r.first_offset_sec:+.1f}, last {r.last_offset_sec:+.1f}){whole}"
+    )

@@ -11,6 +11,7 @@ import typer
 
 from ..errors import UsageError
 from .common import (
+    INTERRUPTED_EXIT,
     ActorsOpt,
     AudioStreamOpt,
     CalibrationOpt,
@@ -44,8 +45,9 @@ from .common import (
     one_line_errors,
     out_console,
     sampling,
+    say_interrupted,
 )
-from .output import batch_table, detail, summary_line, windows_table
+from .output import batch_table, checked_line, detail, summary_line, windows_table
 
 if TYPE_CHECKING:
     from ..analysis.predict import PredictOptions
@@ -138,7 +140,7 @@ def predict(
 
     Each file is read in 5 s windows from start to end; the windows' verdicts are combined
     into one offset with a confidence. Positive offset: the audio is EARLY; negative: late.
-    Times are file times (presentation timestamps). Exit code 0 when every file was checked,
+    Times are file times (presentation timestamps). Exit code 0 when every file succeeded,
     1 when any failed, 2 for bad usage.
     """
     from ..analysis.predict import VIDEO_EXTENSIONS
@@ -164,7 +166,7 @@ def predict(
         sync_model = load_model(replace(spec, device="cpu") if ray else spec)
         calibrate(sync_model, calibration)
         options = replace(options, batch_size=batch_size or default_batch(sync_model))
-    results = run_batch(
+    results, interrupted = run_batch(
         files,
         sync_model,
         options,
@@ -179,7 +181,18 @@ def predict(
     )
     if report is not None:
         with one_line_errors():
-            _write_html(results, report, sync_model, options)
+            _write_html(results, report, sync_model, options, quiet=interrupted)
+    if interrupted:  # Ctrl-C: the reports hold what finished; one line says so
+        written = [p for p in (jsonl, parquet, csv_path, report) if p is not None]
+        resume = jsonl or parquet
+        say_interrupted(
+            f"{len(results)} of {len(files)} file(s) done",
+            written,
+            f"the same command resumes from {resume}"
+            if resume
+            else "a re-run starts over (--jsonl FILE makes a batch resumable)",
+        )
+        raise typer.Exit(INTERRUPTED_EXIT)
     if any(not r.get("ok") for r in results):
         raise typer.Exit(1)
 
@@ -209,6 +222,9 @@ def _options(
 ) -> PredictOptions:
     from ..analysis.predict import PredictOptions
 
+    for flag, value in (("--duration", duration), ("--stride", stride)):
+        if value is not None and not value > 0:  # named as typed (the library says duration_sec)
+            raise UsageError(f"{flag} {value:g}: must be more than 0 seconds")
     return PredictOptions(
         start_sec=start,
         duration_sec=duration,
@@ -231,8 +247,9 @@ def run_batch(
     runner: RayRunner | None = None,
     parquet: Path | None = None,
     decode_workers: int | str | None = None,
-) -> list[dict[str, Any]]:
-    """Check every file, writing reports as results arrive; returns every result as a dict.
+) -> tuple[list[dict[str, Any]], bool]:
+    """Check every file, writing reports as results arrive; returns every result as a dict, and
+    whether Ctrl-C stopped the batch (the reports are then closed with what finished).
 
     The files run one after another here (decoded in ``decode_workers`` processes when given),
     or on a cluster with a ``runner`` (``--ray``).
@@ -243,7 +260,7 @@ def run_batch(
     from ..analysis.results import SyncResult
     from ..distributed.parquet import ParquetResults, read_parquet_results
     from ..distributed.sources import split_done
-    from ..output.records import CsvWriter, JsonlWriter, read_jsonl
+    from ..output.records import CsvWriter, JsonlWriter, drop_superseded, read_jsonl
 
     out, err = out_console(), err_console()
     with one_line_errors():
@@ -281,6 +298,7 @@ def run_batch(
     def on_window(path: str, done: int, total: int) -> None:
         progress.update(win_task, description=f"  {Path(path).name}", completed=done, total=total)
 
+    interrupted = False
     try:
         with progress:
             if runner:
@@ -306,28 +324,39 @@ def run_batch(
                     out.print(summary_line(result), markup=False, soft_wrap=True)
                     if show_windows and result.ok:
                         out.print(windows_table(result))
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         if jsonl_writer:
             jsonl_writer.close()
+            if previous and todo:  # retried files: their new records replace the old ones
+                with one_line_errors():
+                    drop_superseded(jsonl_writer.path)
         if parquet_report:
             parquet_report.close()
         if csv_writer:
             csv_writer.close()
+    if interrupted:
+        return results, True
     if not as_json and len(files) > 1:
         out.print(batch_table(results, out.width))
     elif as_json and len(files) > 1:
-        n_fail = sum(1 for r in results if not r.get("ok"))
-        err.print(f"avsync: {len(results) - n_fail} file(s) checked, {n_fail} failed", markup=False)
+        err.print(f"avsync: {checked_line(results)}", markup=False)
     if len(files) == 1 and not as_json and results and results[0].get("ok"):
         out.print(detail(results[0]), markup=False, soft_wrap=True)
-    return results
+    return results, False
 
 
 def _write_html(
-    results: list[dict[str, Any]], path: Path, sync_model: SyncModel, options: PredictOptions
+    results: list[dict[str, Any]],
+    path: Path,
+    sync_model: SyncModel,
+    options: PredictOptions,
+    quiet: bool = False,
 ) -> None:
     from ..output.html import write_html_report
 
     settings = {"model": sync_model.setup.name, "device": sync_model.setup.device, **asdict(options)}
     write_html_report(results, path, settings=settings)
-    err_console().print(f"avsync: wrote {path}", markup=False)
+    if not quiet:
+        err_console().print(f"avsync: wrote {path}", markup=False)

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import UsageError
 from .common import (
+    INTERRUPTED_EXIT,
     ActorsOpt,
     CalibrationOpt,
     CheckpointOpt,
@@ -37,8 +38,9 @@ from .common import (
     one_line_errors,
     out_console,
     sampling,
-    shown,
+    say_interrupted,
 )
+from .output import desync_line
 
 DESYNC_MODEL = "synchformer-audioset"  # the checkpoint av-benchmark's DeSync uses (24-01-04T16-39-21)
 
@@ -131,26 +133,17 @@ def score(
                 decode_workers=workers,
             )
         )
-        for r in scoring:
-            results.append(r)
-            if as_json:
-                out.out(json.dumps(r.to_dict()), highlight=False)
-            elif r.ok:
-                whole = (
-                    f", whole file {r.desync_windows:.3f} (windows) / {r.desync_aggregated:.3f} (combined)"
-                    + (f", {r.n_windows} of {r.windows_total} windows" if r.sampling == "auto" else "")
-                    if r.desync_windows is not None
-                    else ""
-                )
-                out.print(
-                    f"{shown(r.path)}: DeSync {r.desync_av_benchmark:.3f} s "
-                    f"(first {r.first_offset_sec:+.1f}, "
-                    f"last {r.last_offset_sec:+.1f}){whole}",
-                    markup=False,
-                    soft_wrap=True,
-                )
-            else:
-                out.print(f"{shown(r.path)}: FAILED: {shown(r.error or '')}", markup=False, soft_wrap=True)
+        try:
+            for r in scoring:
+                results.append(r)
+                if as_json:
+                    out.out(json.dumps(r.to_dict()), highlight=False)
+                else:
+                    out.print(desync_line(r), markup=False, soft_wrap=True)
+        except KeyboardInterrupt:
+            done = f"{len(results)} of {len(files)} file(s) scored"
+            say_interrupted(done, [], "score keeps no report: a re-run scores every file again")
+            raise typer.Exit(INTERRUPTED_EXIT) from None
     summary = summarize(results)
     if sync_model.setup.calibration is not None:
         summary["calibration"] = sync_model.setup.calibration  # which temperature the windows had

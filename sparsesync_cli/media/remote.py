@@ -55,8 +55,9 @@ def _pyarrow_fs(uri: str) -> tuple[Any, str] | None:
 
 
 def _fail_missing_library(uri: str) -> MediaError:
+    # the [ray] extra brings pyarrow, whose filesystems read s3://, gs:// and hdfs://
     return MediaError(
-        f"reading {scheme_of(uri)}:// needs pyarrow or fsspec: pip install 'sparsesync-cli[ray]'", uri
+        f"reading {scheme_of(uri)}:// needs the [ray] extra: pip install 'sparsesync-cli[ray]'", uri
     )
 
 
@@ -86,7 +87,9 @@ def stat_uri(uri: str) -> ObjectInfo:
         info = filesystem.info(path)
     except FileNotFoundError:
         raise MediaError("no such object", uri) from None
-    except (OSError, ValueError, ImportError) as e:
+    except ImportError:  # fsspec without its plugin for the scheme ("Install s3fs to access S3")
+        raise _fail_missing_library(uri) from None
+    except (OSError, ValueError) as e:
         raise MediaError(f"cannot read the object ({' '.join(str(e).split())})", uri) from e
     mtime = info.get("mtime") or info.get("LastModified")
     return ObjectInfo(

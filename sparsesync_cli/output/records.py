@@ -10,7 +10,10 @@ Resume: re-running with the same JSONL skips files already done, i.e. files with
 record whose resolved path, size and modification time all still match (a file that was
 replaced or edited since is checked again). Failed files are always retried, since most failures
 (a missing file, a network share that was down, no memory) are worth another try and a
-permanent one costs one quick failure.
+permanent one costs one quick failure. A retried file's new record replaces its old one: at the
+end of a run that appended records for files already in the report, the report is rewritten
+(atomically) with each file's last record per model, so it holds one row per file and model.
+That rewrite assumes one writer at a time, as resuming does.
 
 File names that are not valid UTF-8 are kept exactly: JSONL writes their undecodable bytes as
 JSON escapes (``\\udcff`` for the byte 0xFF, read back losslessly by Python's ``json``), the CSV
@@ -133,12 +136,7 @@ class JsonlWriter:
 
     def append(self, result: SyncResult | dict[str, Any]) -> None:
         """Write one result as one line, and make it durable before returning."""
-        line = json.dumps(_as_dict(result), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-        # A name that is not valid UTF-8 reaches us with its bytes as lone surrogates (Python's
-        # surrogateescape); they can only sit inside JSON strings, where backslashreplace writes
-        # them as the JSON escape "\udcff", which reads back as the same str, so os.fsencode
-        # gives the original bytes and resume finds the file. The file stays valid UTF-8.
-        self._write(line.encode("utf-8", "backslashreplace") + b"\n")
+        self._write(_line(_as_dict(result)))
 
     def _write(self, data: bytes) -> None:
         write_durable(self._fd, data)
@@ -153,6 +151,37 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _line(d: dict[str, Any]) -> bytes:
+    line = json.dumps(d, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    # A name that is not valid UTF-8 reaches us with its bytes as lone surrogates (Python's
+    # surrogateescape); they can only sit inside JSON strings, where backslashreplace writes
+    # them as the JSON escape "\udcff", which reads back as the same str, so os.fsencode
+    # gives the original bytes and resume finds the file. The file stays valid UTF-8.
+    return line.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def drop_superseded(path: str | os.PathLike) -> int:
+    """Rewrite the JSONL report at ``path`` keeping each file's last record per model (in the
+    order the files first appear); returns how many records were dropped (0: left untouched).
+
+    A re-run retries failed files and appends their new records; this keeps one row per file.
+    The rewrite goes through a temporary file: a reader sees the old report or the new one.
+    """
+    path = Path(path)
+    records = read_jsonl(path)
+    latest: dict[tuple[str, Any], dict[str, Any]] = {}
+    for r in records:
+        latest[(os.path.realpath(r["path"]), (r.get("model") or {}).get("name"))] = r
+    dropped = len(records) - len(latest)
+    if dropped:
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(b"".join(_line(r) for r in latest.values()))
+        except OSError as e:
+            raise UsageError(f"cannot rewrite the report: {e.strerror or e}", path) from e
+    return dropped
 
 
 def _last_byte(path: Path) -> bytes:
