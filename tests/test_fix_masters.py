@@ -321,3 +321,24 @@ def test_pcm_with_a_hole_is_refused_not_closed_up(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"audio stream 1 has a gap of 100\.0 ms at 0\.600 s") as err:
         fix_offset(src, tmp_path / "out.mkv", 0.4)
     assert str(err.value).startswith(f"{src}: ") and not (tmp_path / "out.mkv").exists()
+
+
+def test_a_changed_start_timecode_fails_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a MOV fix wrote 01:00:00;00 (29.97 drop-frame) back as 00:59:56:12 and said it
+    succeeded. The drop-frame flag is now restored; without that step (FFmpeg's muxer alone) the
+    timecode check must fail the fix in one line, naming the input, and write nothing."""
+    import sparsesync_cli.media.remux as remux
+
+    m = make_master(tmp_path, MasterSpec("prores_mov", "29.97df", frames=30, pcm_tracks=1, size=(64, 36)))
+    assert timecode(m.path) == "01:00:00;00"
+    fixed = tmp_path / "fixed.mov"
+    fix_offset(m.path, fixed, -0.2)
+    assert timecode(fixed) == "01:00:00;00"
+
+    monkeypatch.setattr(remux, "restore_timecode_flags", lambda path, flags: [])
+    out = tmp_path / "out.mov"
+    with pytest.raises(MediaError) as e:
+        fix_offset(m.path, out, 0.4)
+    assert "start timecode 01:00:00;00 would read 00:59:56:12" in str(e.value)
+    assert str(m.path) in str(e.value) and "incomplete" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([m.path.name, fixed.name])

@@ -10,7 +10,8 @@ from the first, in the original stream order, with ``-copyts`` so no other times
 In MP4/MOV two things of FFmpeg's muxer are corrected: audio packets more than
 EDIT_LIST_PREROLL_SEC before zero are dropped (the edit list trims the rest sample-exactly), and
 an AAC track whose priming now lands after zero gets an edit list that skips it again
-(:mod:`.mp4_edits`). PCM audio, and audio that must be padded, trimmed or retimed, is
+(:mod:`.mp4_edits`), and a copied timecode track gets back the flags the muxer drops (drop-frame:
+:mod:`.mov_timecode`). PCM audio, and audio that must be padded, trimmed or retimed, is
 rewritten by a filter chain instead (:mod:`.fix_plan`, :mod:`.pcm_shift`). The written file is
 proved packet by packet and sample by sample (:mod:`.fix_check`) before it replaces anything.
 """
@@ -29,7 +30,7 @@ from typing import Any
 from ..atomic import TEMP_SUFFIX, atomic_path
 from ..errors import MediaError, UsageError
 from .ffmpeg import find_ffmpeg, run_ffmpeg
-from .fix_check import is_chapter_track, verify_fix
+from .fix_check import is_chapter_track, timecodes, verify_fix
 from .fix_plan import (
     EDIT_LIST_EXTENSIONS,
     NO_ORIGIN_EXTENSIONS,
@@ -38,6 +39,7 @@ from .fix_plan import (
     retime_factor,
     stream_fix,
 )
+from .mov_timecode import restore_timecode_flags, timecode_flags
 from .mp4_edits import skip_priming
 from .packets import read_packets
 from .pcm_shift import AudioPlan, SampleDigest, source_bitrate
@@ -274,6 +276,13 @@ def fix_offset(
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
         keep = [s.index for s in container.streams if not is_chapter_track(container, s, chapters)]
+        timecodes_in = timecodes(container)
+        # FFmpeg's MOV muxer drops a copied timecode track's flags (drop-frame): put them back.
+        # The MOV demuxer makes one stream of each track, in file order.
+        tmcd_flags: dict[int, int] = {}
+        if container.format.name.startswith("mov") and suffix in EDIT_LIST_EXTENSIONS:
+            flags_in = timecode_flags(src)
+            tmcd_flags = {o: flags_in[i] for o, i in enumerate(keep) if i in flags_in}
         starts = {a.index: a.start_sec for a in before.audio_streams}
         plans: dict[int, AudioPlan] = {}
         for i in sorted(moved):
@@ -333,6 +342,8 @@ def fix_offset(
             for out_index, i in enumerate(keep):
                 if priming.get(i):
                     skip_priming(tmp, out_index, priming[i])
+            if tmcd_flags:
+                restore_timecode_flags(tmp, tmcd_flags)
             streams, chapters_out = verify_fix(
                 src,
                 tmp,
@@ -347,6 +358,7 @@ def fix_offset(
                 shift,
                 origin,
                 audio_stream,
+                timecodes_in,
             )
     except OSError as e:
         raise MediaError(f"cannot write the output: {e.strerror or e}", dst) from e
