@@ -21,11 +21,8 @@ import argparse
 import collections
 import hashlib
 import json
-import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fuzz
 

@@ -33,8 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sparsesync_cli.errors import AvsyncError
 from sparsesync_cli.media.remux import fix_offset
 from sparsesync_cli.testmedia import verify

@@ -12,7 +12,19 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sparsesync_cli"
 # part -> the parts it may import (names as in the package map of docs/development.md).
 MAY_IMPORT = {
     "checkpoints": {"errors", "atomic", "families", "__init__"},
-    "analysis": {"clock", "errors", "families", "geometry", "media", "features", "sync_model", "heap"},
+    # analysis and evaluation reach distributed only lazily, for --decode-workers: the local worker
+    # pool runs the same decode units (distributed/work.py) as Ray does.
+    "analysis": {
+        "clock",
+        "errors",
+        "families",
+        "geometry",
+        "media",
+        "features",
+        "sync_model",
+        "heap",
+        "distributed",
+    },
     "output": {"analysis", "atomic", "clock", "errors", "__init__"},
     "report": {"output"},  # the deprecated name of output/, nothing else
     "evaluation": {
@@ -26,15 +38,16 @@ MAY_IMPORT = {
         "clock",
         "errors",
         "heap",
+        "distributed",
     },
-    "distributed": {"analysis", "evaluation", "media", "sync_model", "atomic", "errors", "heap"},
+    "distributed": {"analysis", "clock", "evaluation", "media", "sync_model", "atomic", "errors", "heap"},
     "media": {"atomic", "clock", "errors"},
     "models": {"clock", "errors", "checkpoints"},
     "features": {"clock", "errors"},
     "families": {"errors", "geometry", "checkpoints", "models", "features"},
     "geometry": {"clock"},  # the ground floor: a window and the part of it a model uses
     "sync_model": {"errors", "families", "geometry", "checkpoints", "models"},  # never analysis
-    "testmedia": set(),  # for tests and bench/; nothing in the package imports it
+    "testmedia": {"media"},  # for tests and bench/; nothing in the package imports it
     "atomic": set(),
     "heap": set(),
     "writable": {"errors"},

@@ -275,15 +275,27 @@ def score_files(
     model: SyncModel,
     *,
     on_error: Callable[[str, AvsyncError], None] | None = None,
+    decode_workers: int | str | None = None,
     **kwargs: Any,
 ) -> Iterator[DesyncResult]:
     """Score each file; one that cannot be scored yields a failed result and the run goes on.
 
     Any exception in one file is its failed result (see
     :func:`~sparsesync_cli.analysis.predict.iter_predictions`); ``on_error(path, error)`` sees
-    each failure. A UsageError (a wrong model) ends the run.
+    each failure. A UsageError (a wrong model) ends the run. ``decode_workers`` (N or
+    ``"auto"``): decode N files at once in worker processes, as ``iter_predictions`` does
+    (every window is read: ``sampling`` must be ``all``).
     """
     from ..heap import heap_reuse
+
+    if decode_workers is not None:
+        from ..distributed.batched_run import score_pooled
+
+        sampling = kwargs.pop("sampling", None)
+        if sampling is not None and sampling.mode != "all":
+            raise UsageError("--sample auto runs in this process only, not with --decode-workers")
+        yield from score_pooled([os.fspath(p) for p in paths], model, workers=decode_workers, **kwargs)
+        return
 
     with heap_reuse():  # one heap for the whole run, as iter_predictions does
         for p in paths:

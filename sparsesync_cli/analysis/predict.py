@@ -72,13 +72,13 @@ def _read_window(reader, w: Window, geometry) -> tuple[np.ndarray, np.ndarray]:
     """
     import numpy as np
 
-    from ..features.common import center_crop
+    from ..features.common import center_crop_array
     from .windows import clip_range
 
     first, end, pad_before, pad_after = clip_range(
         w.frame_start, w.frame_start + geometry.frames, reader.video_span
     )
-    frames = center_crop(reader.read_frames(first, end - first)).numpy()
+    frames = center_crop_array(reader.read_frames(first, end - first))
     if pad_before or pad_after:
         frames = np.concatenate(
             [np.repeat(frames[:1], pad_before, axis=0), frames, np.repeat(frames[-1:], pad_after, axis=0)]
@@ -386,6 +386,7 @@ def iter_predictions(
     *,
     on_window: Callable[[str, int, int], None] | None = None,
     on_error: Callable[[str, AvsyncError], None] | None = None,
+    decode_workers: int | str | None = None,
 ) -> Iterator[SyncResult]:
     """Predict each file in turn; a file that fails yields a failed result and the batch goes on.
 
@@ -393,9 +394,26 @@ def iter_predictions(
     becomes an :class:`~sparsesync_cli.errors.UnexpectedError` naming what failed and where)
     is that file's failed result. ``on_error(path, error)`` sees each failure as it happens
     (the CLI prints the traceback of unexpected ones with --debug).
+
+    ``decode_workers`` (N or ``"auto"``): decode N files at once in worker processes, windows
+    batched across files for the model, results in the same order
+    (:mod:`~sparsesync_cli.distributed.batched_run`; failures arrive as results, not through
+    ``on_error``). None: decode in a thread of this process, one file after another.
     """
     from ..heap import heap_reuse
     from .results import ModelRecord, SyncResult
+
+    if decode_workers is not None:
+        from ..distributed.batched_run import predict_pooled
+
+        yield from predict_pooled(
+            [os.fspath(p) for p in paths],
+            model,
+            options or PredictOptions(),
+            workers=decode_workers,
+            on_window=on_window,
+        )
+        return
 
     # One heap for the whole batch: each file's windows reuse the pages the previous file's
     # windows mapped, instead of every file faulting its ~2 GB in again (see heap.py).

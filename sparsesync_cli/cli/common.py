@@ -169,6 +169,23 @@ GpusPerActorOpt = Annotated[
         help="With --ray: GPUs per model actor (default 1 if the cluster has GPUs, else 0: CPU actors).",
     ),
 ]
+DecodeWorkersOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--decode-workers",
+        metavar="N|auto",
+        help="Decode N files at once in worker processes feeding the model, windows batched across "
+        "files (auto: the cores minus the model's: 1 on CUDA, --threads on CPU). Default: one file "
+        "at a time, decoded in a thread.",
+    ),
+]
+DecoderOpt = Annotated[
+    str,
+    typer.Option(
+        "--decoder",
+        help="auto, cpu or gpu. This version decodes on the CPU (auto = cpu); gpu (NVDEC) is refused.",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 RecursiveOpt = Annotated[bool, typer.Option("--recursive", "-r", help="Look into sub-folders too.")]
 
@@ -187,6 +204,25 @@ def no_auto_sample_on_ray(ray: str | None, sample: str) -> None:
     """``--sample auto`` decides per file as windows arrive: it runs in this process only."""
     if ray is not None and sample != "all":
         raise UsageError("--sample auto runs in this process only, not with --ray")
+
+
+def decoding(
+    decode_workers: str | None, decoder: str, device: str, ray: str | None, sample: str = "all"
+) -> int | str | None:
+    """``--decode-workers`` and ``--decoder``, checked before any model loads: the workers for
+    the library (``None``, a number or ``"auto"``); a UsageError (exit 2) for a bad combination."""
+    from ..media.decoder_choice import resolve_decoder
+
+    resolve_decoder(decoder, device)
+    if decode_workers is None:
+        return None
+    if decode_workers != "auto" and not (decode_workers.isdigit() and int(decode_workers) > 0):
+        raise UsageError(f"--decode-workers {decode_workers}: expected a positive number or auto")
+    if ray is not None:
+        raise UsageError("--decode-workers is for a batch on this machine; with --ray, Ray runs the decoders")
+    if sample != "all":
+        raise UsageError("--sample auto runs in this process only, not with --decode-workers")
+    return decode_workers if decode_workers == "auto" else int(decode_workers)
 
 
 def model_spec(

@@ -17,6 +17,8 @@ from .common import (
     AudioStreamOpt,
     CheckpointOpt,
     ConfigOpt,
+    DecoderOpt,
+    DecodeWorkersOpt,
     DeviceOpt,
     DownloadBar,
     GpusPerActorOpt,
@@ -26,6 +28,7 @@ from .common import (
     RayOpt,
     RecursiveOpt,
     ThreadsOpt,
+    decoding,
     default_batch,
     err_console,
     load_model,
@@ -116,6 +119,8 @@ def evaluate_run(
     ray: RayOpt = None,
     actors: ActorsOpt = "auto",
     num_gpus_per_actor: GpusPerActorOpt = None,
+    decode_workers: DecodeWorkersOpt = None,
+    decoder: DecoderOpt = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -140,6 +145,7 @@ def evaluate_run(
 
     err = err_console()
     with one_line_errors():
+        workers = decoding(decode_workers, decoder, device, ray)
         if seed is not None and passes is None:
             raise UsageError("--seed goes with --passes (the protocol's own offsets need no seed)")
         spec = model_spec(model, checkpoint, config, device, precision, threads)
@@ -181,6 +187,7 @@ def evaluate_run(
                 audio_stream=audio_stream,
                 on_item=on_item,
                 runner=runner.evaluate(sync_model, root, audio_stream) if runner else None,
+                decode_workers=workers,
             )
         if resumed:
             err.print(f"avsync: {resumed} item(s) taken from {jsonl}", markup=False)

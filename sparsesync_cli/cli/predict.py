@@ -16,6 +16,8 @@ from .common import (
     CalibrationOpt,
     CheckpointOpt,
     ConfigOpt,
+    DecoderOpt,
+    DecodeWorkersOpt,
     DeviceOpt,
     FilesFromOpt,
     GpusPerActorOpt,
@@ -32,6 +34,7 @@ from .common import (
     calibrate,
     check_outputs,
     collect_inputs,
+    decoding,
     default_batch,
     err_console,
     load_model,
@@ -125,6 +128,8 @@ def predict(
     ray: RayOpt = None,
     actors: ActorsOpt = "auto",
     num_gpus_per_actor: GpusPerActorOpt = None,
+    decode_workers: DecodeWorkersOpt = None,
+    decoder: DecoderOpt = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -141,6 +146,7 @@ def predict(
 
     runner = None
     with one_line_errors(value_errors=True):
+        workers = decoding(decode_workers, decoder, device, ray, sample)  # before the inputs: at once
         exts = [e.strip() for e in ext.split(",") if e.strip()] if ext else VIDEO_EXTENSIONS
         files = collect_inputs(paths, recursive, exts, model, checkpoint, files_from, ray)
         check_outputs((jsonl, "the JSONL report"), (csv_path, "the CSV report"), (report, "the HTML report"))
@@ -169,6 +175,7 @@ def predict(
         quiet,
         runner=runner,
         parquet=parquet,
+        decode_workers=workers,
     )
     if report is not None:
         with one_line_errors():
@@ -223,10 +230,12 @@ def run_batch(
     quiet: bool,
     runner: RayRunner | None = None,
     parquet: Path | None = None,
+    decode_workers: int | str | None = None,
 ) -> list[dict[str, Any]]:
     """Check every file, writing reports as results arrive; returns every result as a dict.
 
-    The files run one after another here, or on a cluster with a ``runner`` (``--ray``).
+    The files run one after another here (decoded in ``decode_workers`` processes when given),
+    or on a cluster with a ``runner`` (``--ray``).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -274,9 +283,14 @@ def run_batch(
 
     try:
         with progress:
-            for result in (runner.predict if runner else iter_predictions)(
-                todo, sync_model, options, on_window=on_window, on_error=on_error
-            ):
+            if runner:
+                batch = runner.predict(todo, sync_model, options, on_window=on_window, on_error=on_error)
+            else:
+                batch = iter_predictions(
+                    todo, sync_model, options, on_window=on_window, on_error=on_error,
+                    decode_workers=decode_workers,
+                )  # fmt: skip
+            for result in batch:
                 d = result.to_dict()
                 results.append(d)
                 if jsonl_writer:

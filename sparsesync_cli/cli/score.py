@@ -14,6 +14,8 @@ from .common import (
     CalibrationOpt,
     CheckpointOpt,
     ConfigOpt,
+    DecoderOpt,
+    DecodeWorkersOpt,
     DeviceOpt,
     FilesFromOpt,
     GpusPerActorOpt,
@@ -26,6 +28,7 @@ from .common import (
     ThreadsOpt,
     calibrate,
     collect_inputs,
+    decoding,
     default_batch,
     load_model,
     model_spec,
@@ -77,6 +80,8 @@ def score(
     ray: RayOpt = None,
     actors: ActorsOpt = "auto",
     num_gpus_per_actor: GpusPerActorOpt = None,
+    decode_workers: DecodeWorkersOpt = None,
+    decoder: DecoderOpt = "auto",
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     threads: ThreadsOpt = None,
@@ -93,6 +98,7 @@ def score(
 
     out = out_console()
     with one_line_errors():
+        workers = decoding(decode_workers, decoder, device, ray, sample)
         files = collect_inputs(paths, recursive, VIDEO_EXTENSIONS, model, checkpoint, files_from, ray)
         try:
             score_sampling = sampling(sample, min_windows, max_windows)
@@ -122,6 +128,7 @@ def score(
                 batch_size=batch_size,
                 on_error=on_error,
                 sampling=score_sampling,
+                decode_workers=workers,
             )
         )
         for r in scoring:

@@ -194,12 +194,14 @@ def evaluate_items(
     batch_size: int = 1,
     audio_stream: int | None = None,
     on_item: ItemProgress | None = None,
+    decode_workers: int | str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one item record per item, in protocol order (failures included).
 
     ``model`` is a loaded :class:`~sparsesync_cli.sync_model.SyncModel` (its raw logits are
     recorded: a calibration is applied by the metrics, not here). ``on_item(done, total)``
-    reports progress.
+    reports progress. ``decode_workers`` (N or ``"auto"``): decode chunks of ``batch_size``
+    items in N worker processes (:mod:`~sparsesync_cli.distributed.batched_run`).
     """
     import numpy as np
 
@@ -209,6 +211,15 @@ def evaluate_items(
     if batch_size < 1:
         raise UsageError("batch size must be >= 1")
     name = model.setup.name
+    if decode_workers is not None:
+        from ..distributed.batched_run import evaluate_pooled
+
+        pooled = evaluate_pooled(
+            items, model, os.fspath(root), workers=decode_workers, batch_size=batch_size,
+            audio_stream=audio_stream,
+        )  # fmt: skip
+        yield from _counted(pooled, len(items), on_item)
+        return
 
     def records() -> Iterator[dict[str, Any]]:
         decoded = decode_items(items, root, model.geometry, batch_size, audio_stream, model.grid)
@@ -268,6 +279,7 @@ def run_protocol(
     audio_stream: int | None = None,
     on_item: ItemProgress | None = None,
     runner: Callable[[Sequence[ProtocolItem]], Iterable[dict[str, Any]]] | None = None,
+    decode_workers: int | str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Evaluate every item, resuming from ``jsonl`` like ``predict --jsonl``.
 
@@ -275,14 +287,16 @@ def run_protocol(
     (failed ones are retried); every new record is appended and made durable as it arrives.
     ``runner(todo)`` computes the records of the items to run, in any order (default: here, with
     :func:`evaluate_items`; :func:`~sparsesync_cli.distributed.ray_pipeline.evaluate_on_ray`
-    runs them on Ray). Returns ``(records in protocol order, number of items taken from the JSONL)``.
+    runs them on Ray). ``decode_workers``: see :func:`evaluate_items`. Returns ``(records in
+    protocol order, number of items taken from the JSONL)``.
     """
     previous = previous_results(jsonl, model.setup.name) if jsonl is not None else {}
     todo = [it for it in items if it.key not in previous]
     if runner is None:
         new = evaluate_items(
-            todo, model, root, batch_size=batch_size, audio_stream=audio_stream, on_item=on_item
-        )
+            todo, model, root, batch_size=batch_size, audio_stream=audio_stream, on_item=on_item,
+            decode_workers=decode_workers,
+        )  # fmt: skip
     else:  # the same progress reports as evaluate_items gives
         new = _counted(runner(todo), len(todo), on_item)
     fresh: dict[tuple, dict[str, Any]] = {}
