@@ -342,3 +342,22 @@ def test_a_changed_start_timecode_fails_the_fix(tmp_path: Path, monkeypatch: pyt
     assert "start timecode 01:00:00;00 would read 00:59:56:12" in str(e.value)
     assert str(m.path) in str(e.value) and "incomplete" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([m.path.name, fixed.name])
+
+
+def test_ffmpeg_stops_when_the_input_scan_finds_damage(tmp_path: Path) -> None:
+    """The input is scanned while ffmpeg writes; once the scan finds the input damaged, ffmpeg
+    (here an endless one) is stopped at once rather than copying what is lost anyway."""
+    import threading
+    import time
+
+    from sparsesync_cli.media.ffmpeg import run_ffmpeg
+
+    damaged = threading.Event()
+    timer = threading.Timer(0.3, damaged.set)
+    timer.start()
+    t = time.perf_counter()
+    endless = ["-re", "-f", "lavfi", "-i", "anullsrc=r=8000", "-f", "null", "-"]
+    with pytest.raises(MediaError, match="ffmpeg was stopped"):
+        run_ffmpeg(endless, tmp_path / "in.mov", abort=damaged)
+    assert time.perf_counter() - t < 5
+    timer.cancel()
