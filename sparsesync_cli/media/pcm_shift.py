@@ -130,7 +130,7 @@ def frame_samples(frame: Any) -> tuple[memoryview, int, bytes]:
         n = frame.samples * channels * fmt.bytes
         return memoryview(frame.planes[0]).cast("B")[:n], fmt.bytes, _silence(fmt.name, fmt.bytes)
     a = interleaved(frame)
-    return memoryview(a).cast("B"), a.itemsize, bytes(a.itemsize)
+    return np.ascontiguousarray(a).data.cast("B"), a.itemsize, bytes(a.itemsize)
 
 
 def _silence(fmt: str, size: int) -> bytes:
@@ -185,7 +185,7 @@ class SampleDigest:
 
     def feed(self, a: np.ndarray) -> None:
         """Feed interleaved samples as an array."""
-        self.feed_bytes(memoryview(np.ascontiguousarray(a)).cast("B"), a.itemsize, bytes(a.itemsize))
+        self.feed_bytes(np.ascontiguousarray(a).data.cast("B"), a.itemsize, bytes(a.itemsize))
 
     def feed_bytes(self, buf: memoryview, unit: int, silence: bytes) -> None:
         """Feed interleaved samples as bytes, ``unit`` bytes per value; ``silence``: one silent value."""
