@@ -343,6 +343,14 @@ def test_a_changed_start_timecode_fails_the_fix(tmp_path: Path, monkeypatch: pyt
     assert str(m.path) in str(e.value) and "incomplete" not in str(e.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([m.path.name, fixed.name])
 
+    # A container that cannot hold the timecode: refused, not a silent loss.
+    monkeypatch.undo()
+    with pytest.raises(
+        MediaError, match=r"01:00:00;00 would be lost in the fixed copy \(a \.avi file cannot hold it"
+    ):
+        fix_offset(m.path, tmp_path / "out.avi", 0.4)
+    assert not (tmp_path / "out.avi").exists()
+
 
 def test_ffmpeg_stops_when_the_input_scan_finds_damage(tmp_path: Path) -> None:
     """The input is scanned while ffmpeg writes; once the scan finds the input damaged, ffmpeg

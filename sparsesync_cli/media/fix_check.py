@@ -13,6 +13,7 @@ temporary file is an implementation detail.
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from ..errors import MediaError
@@ -59,7 +60,7 @@ def timecodes(container: Any) -> dict[int | None, str]:
 
 
 def _check_timecodes(
-    before: dict[int | None, str], after: dict[int | None, str], keep: list[int], src: str
+    before: dict[int | None, str], after: dict[int | None, str], keep: list[int], src: str, suffix: str
 ) -> None:
     """Every start timecode the input states must read the same in the output (module doc).
 
@@ -77,7 +78,10 @@ def _check_timecodes(
         if got == want or (got is None and want in after.values()):
             continue
         now = f"would read {got}" if got else "would be lost"
-        raise MediaError(f"{whose} start timecode {want} {now} in the fixed copy; nothing written", src)
+        hint = ""
+        if not got and Path(src).suffix.lower() != suffix:
+            hint = f" (a {suffix} file cannot hold it: keep the input's container)"
+        raise MediaError(f"{whose} start timecode {want} {now} in the fixed copy{hint}; nothing written", src)
 
 
 def _check_ends(
@@ -160,7 +164,7 @@ def verify_fix(
         (i, o) for o, i in enumerate(keep) if i not in moved or (i not in plans and i not in copied_moves)
     ]
     verify_kept(packets_in, packets_out, kept, time_shift=rebase, src=src)
-    _check_timecodes(timecodes_in, timecodes_out, keep, src)
+    _check_timecodes(timecodes_in, timecodes_out, keep, src, suffix)
     for o, i in enumerate(keep):
         if i in copied_moves:
             why = compare_moved_copy(
