@@ -17,7 +17,9 @@ reported with its error line, not raised.
 
 The page cache is not dropped (that needs root and slows every other process on the machine):
 both sides read a warm file, so the ratio compares the writing and remuxing work, which is what
-the fix adds. Files go to --dir (default: a folder in /tmp) and are removed unless --keep.
+the fix adds. Each run's CPU seconds (this process's threads and its ffmpeg) are reported beside
+its wall time: on a shared machine the wall time follows the other processes' load, the CPU time
+much less. Files go to --dir (default: a folder in /tmp) and are removed unless --keep.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,13 +61,20 @@ def build_masters(folder: Path, size_gb: float, containers: list[str]) -> list[P
     return out
 
 
-def _timed(fn) -> tuple[float, str | None]:
-    t = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children (ffmpeg)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _timed(fn) -> tuple[float, float, str | None]:
+    """(wall seconds, CPU seconds, error line) of ``fn()``."""
+    t, c = time.perf_counter(), _cpu()
     try:
         fn()
     except AvsyncError as e:
-        return time.perf_counter() - t, str(e)
-    return time.perf_counter() - t, None
+        return time.perf_counter() - t, _cpu() - c, str(e)
+    return time.perf_counter() - t, _cpu() - c, None
 
 
 def _cli(src: Path, dst: Path, offset: float) -> None:
@@ -91,17 +101,20 @@ def bench_one(src: Path, offset: float, runs: int, cli_runs: int, check: bool) -
         if path.exists():
             raise SystemExit(f"{path} exists; move it away first")
     copies, fixes, clis, error = [], [], [], None
+    copy_cpu, fix_cpu = [], []
     for _ in range(runs):
-        dt, _err = _timed(lambda: (shutil.copyfile(src, copy_dst), _sync(copy_dst)))
+        dt, cpu, _err = _timed(lambda: (shutil.copyfile(src, copy_dst), _sync(copy_dst)))
         copies.append(dt)
+        copy_cpu.append(cpu)
         copy_dst.unlink()
-        dt, err = _timed(lambda: (fix_offset(src, fix_dst, offset, force=True), _sync(fix_dst)))
+        dt, cpu, err = _timed(lambda: (fix_offset(src, fix_dst, offset, force=True), _sync(fix_dst)))
         if err:
             error = err
             break
         fixes.append(dt)
+        fix_cpu.append(cpu)
     for _ in range(cli_runs if error is None else 0):
-        dt, err = _timed(lambda: _cli(src, fix_dst, offset))
+        dt, _cpu_sec, err = _timed(lambda: _cli(src, fix_dst, offset))
         if err:
             error = err
             break
@@ -113,6 +126,8 @@ def bench_one(src: Path, offset: float, runs: int, cli_runs: int, check: bool) -
         "copy_sec": [round(x, 3) for x in copies],
         "fix_sec": [round(x, 3) for x in fixes],
         "cli_sec": [round(x, 3) for x in clis],
+        "copy_cpu_sec": [round(x, 3) for x in copy_cpu],
+        "fix_cpu_sec": [round(x, 3) for x in fix_cpu],
         "error": error,
     }
     if copies:
@@ -121,6 +136,8 @@ def bench_one(src: Path, offset: float, runs: int, cli_runs: int, check: bool) -
     if fixes:
         row["fix_median_sec"] = round(statistics.median(fixes), 3)
         row["ratio_fix_to_copy"] = round(statistics.median(fixes) / statistics.median(copies), 2)
+        row["fix_cpu_median_sec"] = round(statistics.median(fix_cpu), 3)
+        row["copy_cpu_median_sec"] = round(statistics.median(copy_cpu), 3)
     if clis:
         row["cli_median_sec"] = round(statistics.median(clis), 3)
         row["ratio_cli_to_copy"] = round(statistics.median(clis) / statistics.median(copies), 2)

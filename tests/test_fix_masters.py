@@ -319,3 +319,51 @@ def test_pcm_with_a_hole_is_refused_not_closed_up(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match=r"audio stream 1 has a gap of 100\.0 ms at 0\.600 s") as err:
         fix_offset(src, tmp_path / "out.mkv", 0.4)
     assert str(err.value).startswith(f"{src}: ") and not (tmp_path / "out.mkv").exists()
+
+
+def test_a_changed_start_timecode_fails_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a MOV fix wrote 01:00:00;00 (29.97 drop-frame) back as 00:59:56:12 and said it
+    succeeded. The drop-frame flag is now restored; without that step (FFmpeg's muxer alone) the
+    timecode check must fail the fix in one line, naming the input, and write nothing."""
+    import sparsesync_cli.media.remux as remux
+
+    m = make_master(tmp_path, MasterSpec("prores_mov", "29.97df", frames=30, pcm_tracks=1, size=(64, 36)))
+    assert timecode(m.path) == "01:00:00;00"
+    fixed = tmp_path / "fixed.mov"
+    fix_offset(m.path, fixed, -0.2)
+    assert timecode(fixed) == "01:00:00;00"
+
+    monkeypatch.setattr(remux, "restore_timecode_flags", lambda path, flags: [])
+    out = tmp_path / "out.mov"
+    with pytest.raises(MediaError) as e:
+        fix_offset(m.path, out, 0.4)
+    assert "start timecode 01:00:00;00 would read 00:59:56:12" in str(e.value)
+    assert str(m.path) in str(e.value) and "incomplete" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([m.path.name, fixed.name])
+
+    # A container that cannot hold the timecode: refused, not a silent loss.
+    monkeypatch.undo()
+    with pytest.raises(
+        MediaError, match=r"01:00:00;00 would be lost in the fixed copy \(a \.avi file cannot hold it"
+    ):
+        fix_offset(m.path, tmp_path / "out.avi", 0.4)
+    assert not (tmp_path / "out.avi").exists()
+
+
+def test_ffmpeg_stops_when_the_input_scan_finds_damage(tmp_path: Path) -> None:
+    """The input is scanned while ffmpeg writes; once the scan finds the input damaged, ffmpeg
+    (here an endless one) is stopped at once rather than copying what is lost anyway."""
+    import threading
+    import time
+
+    from sparsesync_cli.media.ffmpeg import run_ffmpeg
+
+    damaged = threading.Event()
+    timer = threading.Timer(0.3, damaged.set)
+    timer.start()
+    t = time.perf_counter()
+    endless = ["-re", "-f", "lavfi", "-i", "anullsrc=r=8000", "-f", "null", "-"]
+    with pytest.raises(MediaError, match="ffmpeg was stopped"):
+        run_ffmpeg(endless, tmp_path / "in.mov", abort=damaged)
+    assert time.perf_counter() - t < 5
+    timer.cancel()

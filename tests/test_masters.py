@@ -30,6 +30,7 @@ from sparsesync_cli.testmedia.masters import (
     FULL_SCALE_24,
     Master,
     MasterSpec,
+    concat_copies,
     done_when_specs,
     drift_take_spec,
     make_master,
@@ -272,6 +273,20 @@ def test_fix_drift_retimes_the_audio_to_the_picture(drift_take, tmp_path):
             f"track {ch} lags {lags} s at {DRIFT_CHECK_SEC}"
         )
     assert verify.start_timecode(out) == drift_take.timecode
+
+
+@pytest.mark.parametrize("ext", ["mov", "mxf"])
+def test_bench_masters_repeat_a_mov_with_a_timecode_track(tmp_path, ext):
+    """bench/fix_speed.py builds its 2 GB masters by concatenating a MOV segment that has a
+    timecode track (reported failing on that track): every picture and PCM track repeated, one
+    timecode, the segment's."""
+    spec = MasterSpec("prores_mov", "25", frames=10, pcm_tracks=8, size=(64, 36))
+    segment = make_master(tmp_path, spec, "segment")
+    out = concat_copies(segment.path, tmp_path / f"master.{ext}", 3, spec.start_timecode)
+    kinds = verify.streams_by_type(out)
+    assert len(kinds["video"]) == 1 and len(kinds["audio"]) == 8
+    assert len(verify.stream_packets(out, kinds["video"])[kinds["video"][0]]) == 30
+    assert verify.start_timecode(out) == "01:00:00:00"
 
 
 # ---------------------------------------------------------------- damaged inputs

@@ -14,10 +14,12 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 
 from ..errors import MediaError
 
+ABORT_POLL_SEC = 0.1  # how often a run that may be aborted looks whether it is
 FFMPEG_ENV = "AVSYNC_FFMPEG"  # path of the ffmpeg binary to use, overriding the search
 # ffmpeg's closing lines that only say THAT it failed; the line before them says why.
 _GENERIC = re.compile(
@@ -96,16 +98,31 @@ def last_meaningful_line(stderr: str) -> str:
     return _readable((header or lines)[-1 if not header else 0]) if lines else "no error message"
 
 
-def run_ffmpeg(args: Sequence[str], path_for_errors: str | os.PathLike) -> list[str]:
+def run_ffmpeg(
+    args: Sequence[str], path_for_errors: str | os.PathLike, *, abort: threading.Event | None = None
+) -> list[str]:
     """Run ``ffmpeg <args>`` quietly; a failure becomes a MediaError naming the file and why.
 
-    Returns the full command that ran (for logs and results).
+    ``abort``: when it is set (by another thread: e.g. the input turned out damaged), ffmpeg is
+    stopped and MediaError raised. Returns the full command that ran (for logs and results).
     """
     cmd = [find_ffmpeg(), "-hide_banner", "-nostdin", "-loglevel", "error", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace"
+        )
     except OSError as exc:
         raise MediaError(f"cannot run {cmd[0]} ({exc})", path_for_errors) from exc
+    with proc:
+        while True:
+            try:
+                _, stderr = proc.communicate(timeout=ABORT_POLL_SEC if abort is not None else None)
+                break
+            except subprocess.TimeoutExpired:
+                if abort is not None and abort.is_set():
+                    proc.kill()
+                    proc.communicate()
+                    raise MediaError("ffmpeg was stopped", path_for_errors) from None
     if proc.returncode != 0:
-        raise MediaError(f"ffmpeg failed: {last_meaningful_line(proc.stderr)}", path_for_errors)
+        raise MediaError(f"ffmpeg failed: {last_meaningful_line(stderr)}", path_for_errors)
     return cmd

@@ -4,13 +4,16 @@
 packets (:mod:`.packets`): streams not moved must be identical copies; stream-copied, moved
 audio must hold every packet still heard after the shift, at its shifted time, and (edit-list
 containers) start and end where the shift puts it; rewritten audio must hold exactly the
-samples its plan makes of the input's (:mod:`.pcm_shift`) and start with the picture. Every
-message names the INPUT: the temporary file is an implementation detail.
+samples its plan makes of the input's (:mod:`.pcm_shift`) and start with the picture; and
+the start timecode (the container's, and each kept stream's: a MOV's timecode track and the
+picture it names) must read the same, drop-frame or not. Every message names the INPUT: the
+temporary file is an implementation detail.
 """
 
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from ..errors import MediaError
@@ -33,6 +36,52 @@ def is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
         and stream.type == "data"
         and (stream.frames or chapters) == chapters
     )
+
+
+def timecodes(container: Any) -> dict[int | None, str]:
+    """The start timecodes a file states: {None: the container's, stream index: that stream's}.
+
+    As FFmpeg reads them (MXF: the container's; MOV: the timecode track's and its video
+    stream's), e.g. ``01:00:00;00`` (';': drop-frame). Metadata keys in any case.
+    """
+
+    def find(metadata: Any) -> str | None:
+        return next((str(v) for k, v in (metadata or {}).items() if k.lower() == "timecode" and v), None)
+
+    found: dict[int | None, str] = {}
+    tc = find(container.metadata)
+    if tc:
+        found[None] = tc
+    for s in container.streams:
+        tc = find(s.metadata)
+        if tc:
+            found[s.index] = tc
+    return found
+
+
+def _check_timecodes(
+    before: dict[int | None, str], after: dict[int | None, str], keep: list[int], src: str, suffix: str
+) -> None:
+    """Every start timecode the input states must read the same in the output (module doc).
+
+    Where the output states it is the container's business (MXF keeps the file's timecode in
+    its header, MOV on a timecode track and the picture it names): one stated in another place
+    is kept; one stated differently in its own place, or nowhere, is not.
+    """
+    pairs: list[tuple[int | None, int | None, str]] = [(None, None, "its")]
+    pairs += [(i, o, f"its stream {i}'s") for o, i in enumerate(keep)]
+    for i, o, whose in pairs:
+        want = before.get(i)
+        if want is None:
+            continue
+        got = after.get(o)
+        if got == want or (got is None and want in after.values()):
+            continue
+        now = f"would read {got}" if got else "would be lost"
+        hint = ""
+        if not got and Path(src).suffix.lower() != suffix:
+            hint = f" (a {suffix} file cannot hold it: keep the input's container)"
+        raise MediaError(f"{whose} start timecode {want} {now} in the fixed copy{hint}; nothing written", src)
 
 
 def _check_ends(
@@ -82,6 +131,7 @@ def verify_fix(
     shift: float,
     origin: float,
     audio_stream: int | None,
+    timecodes_in: dict[int | None, str],
 ) -> tuple[int, int]:
     """Prove the written file ``tmp`` holds what it should (module doc); (streams, chapters).
 
@@ -94,6 +144,7 @@ def verify_fix(
         written = open_input(tmp)
         try:
             streams, chapters_out = len(written.streams), len(written.chapters())
+            timecodes_out = timecodes(written)
             extra = [s for s in written.streams if s.index >= len(keep)]
             if any(not is_chapter_track(written, s, chapters_out) for s in extra):
                 raise MediaError(f"it has {streams} streams instead of {len(keep)}")
@@ -113,6 +164,7 @@ def verify_fix(
         (i, o) for o, i in enumerate(keep) if i not in moved or (i not in plans and i not in copied_moves)
     ]
     verify_kept(packets_in, packets_out, kept, time_shift=rebase, src=src)
+    _check_timecodes(timecodes_in, timecodes_out, keep, src, suffix)
     for o, i in enumerate(keep):
         if i in copied_moves:
             why = compare_moved_copy(

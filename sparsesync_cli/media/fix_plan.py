@@ -165,14 +165,13 @@ def plan_audio(
 
 
 def stream_fix(
-    stream: Any, out_index: int, plan: AudioPlan | None, moved_sec: float, size_bytes: int
+    stream: tuple[int, str, str], out_index: int, plan: AudioPlan | None, moved_sec: float, size_bytes: int
 ) -> StreamFix:
-    """The record of what happened to ``stream`` (``moved_sec`` 0 for a kept stream)."""
-    codec = stream.codec_context.name if stream.codec_context is not None else "none"
+    """The record of what happened to ``stream`` ((index, kind, codec); ``moved_sec`` 0: kept)."""
+    index, kind, codec = stream
     if plan is None:
         return StreamFix(
-            stream.index, out_index, stream.type, codec, "moved" if moved_sec else "kept",
-            moved_sec, None, 0, 0, None,
+            index, out_index, kind, codec, "moved" if moved_sec else "kept", moved_sec, None, 0, 0, None,
         )  # fmt: skip
     padded = trimmed = 0
     if plan.length_samples is not None:
@@ -183,7 +182,7 @@ def stream_fix(
             natural = round(n_in * r) + plan.delay_samples
             padded, trimmed = max(0, plan.length_samples - natural), max(0, natural - plan.length_samples)
     return StreamFix(
-        stream=stream.index,
+        stream=index,
         output_stream=out_index,
         kind="audio",
         codec=plan.codec,

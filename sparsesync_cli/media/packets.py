@@ -31,7 +31,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..errors import MediaError
-from .pcm_shift import SampleDigest, interleaved
+from .pcm_shift import SampleDigest
 from .probe import av_cause, demux, open_input
 
 # A stream ending this much before its header's duration says means the file is damaged
@@ -114,36 +114,46 @@ def read_packets(
         for sp in out.values():
             if sp.pcm:
                 sp.stream_hash = hashlib.sha256()
-        last: Fraction | None = None
+        # Per packet only integer work (this loop sees every packet of the file): times in
+        # seconds are made from ticks when asked for, a PCM gap is |step| * num / den > 1/1000.
+        gap_at = {
+            i: (sp.time_base.numerator * PCM_GAP_SEC.denominator, sp.time_base.denominator)
+            for i, sp in out.items()
+        }
+        last: tuple[int, Fraction] | None = None
         try:
             for packet in demux(container, list(container.streams)):
-                digest = samples.get(packet.stream.index) if samples else None
+                index = packet.stream.index  # (a flush packet's stream_index is 0)
+                digest = samples.get(index) if samples else None
                 if digest is not None:  # the flush packet at the end (size 0) drains the decoder
                     for frame in packet.decode():
-                        digest.feed(interleaved(frame))
-                if packet.size == 0:
+                        digest.feed_frame(frame)
+                size = packet.size
+                if size == 0:
                     continue
-                sp = out[packet.stream.index]
-                ts = packet.pts if packet.pts is not None else packet.dts
+                sp = out[index]
+                ts = packet.pts
+                if ts is None:
+                    ts = packet.dts
                 sp.ticks.append(ts)
-                sp.size += packet.size
+                sp.size += size
                 if sp.pcm:  # hashed from the packet's own buffer: no copy of the data
                     sp.stream_hash.update(packet)
+                    if ts is not None and sp.gap is None and sp.end_ticks is not None and packet.duration:
+                        # PCM is a continuous run of samples; a rewrite renumbers them, so a hole or
+                        # an overlap in the input would silently move everything after it.
+                        num, den = gap_at[index]
+                        if abs(ts - sp.end_ticks) * num > den * PCM_GAP_SEC.numerator:
+                            sp.gap = (ts * sp.time_base, (ts - sp.end_ticks) * sp.time_base)
                 else:
                     sp.digests.append(hashlib.sha256(packet).digest()[:16])
-                if sp.pcm and ts is not None and packet.duration and sp.gap is None and sp.count > 1:
-                    # PCM is a continuous run of samples; a rewrite renumbers them, so a hole or an
-                    # overlap in the input would silently move everything after it.
-                    step = (ts - sp.end_ticks) * sp.time_base if sp.end_ticks is not None else Fraction(0)
-                    if abs(step) > PCM_GAP_SEC:
-                        sp.gap = (ts * sp.time_base, step)
                 if ts is not None:
                     end = ts + (packet.duration or 0)
                     if sp.end_ticks is None or end > sp.end_ticks:
                         sp.end_ticks = end
-                    last = ts * sp.time_base
+                    last = (ts, sp.time_base)
         except (av.FFmpegError, OSError, ValueError) as exc:
-            where = f" after {float(last):.2f} s" if last is not None else ""
+            where = f" after {float(last[0] * last[1]):.2f} s" if last is not None else ""
             cause = av_cause(exc)
             if getattr(exc, "errno", None) == errno.ENOMEM:
                 cause = "a packet claims more memory than any file holds: a damaged sample table?"

@@ -110,12 +110,31 @@ def source_bitrate(stream: Any, size_bytes: int, duration_sec: float) -> int:
 
 
 def interleaved(frame: Any) -> np.ndarray:
-    """A decoded audio frame's samples, interleaved, in one canonical dtype (for hashing)."""
+    """A decoded audio frame's samples, interleaved, in one canonical dtype."""
     arr = frame.to_ndarray()
     flat = arr.T.reshape(-1) if frame.format.is_planar else arr.reshape(-1)
     if flat.dtype.kind in "iu":
         return flat.astype("<i8" if flat.dtype.itemsize > 4 else "<i4", copy=False)
     return flat.astype("<f8", copy=False)
+
+
+def frame_samples(frame: Any) -> tuple[memoryview, int, bytes]:
+    """(interleaved sample bytes, bytes per value, one value of silence) of a decoded frame.
+
+    Packed formats (every PCM decoder's) straight from the frame's buffer, no copy; planar ones
+    (compressed audio's decoders) interleaved by :func:`interleaved`.
+    """
+    fmt = frame.format
+    channels = len(frame.layout.channels)
+    if not fmt.is_planar or channels == 1:
+        n = frame.samples * channels * fmt.bytes
+        return memoryview(frame.planes[0]).cast("B")[:n], fmt.bytes, _silence(fmt.name, fmt.bytes)
+    a = interleaved(frame)
+    return np.ascontiguousarray(a).data.cast("B"), a.itemsize, bytes(a.itemsize)
+
+
+def _silence(fmt: str, size: int) -> bytes:
+    return b"\x80" if fmt in ("u8", "u8p") else bytes(size)  # unsigned 8-bit: the middle value
 
 
 class SampleDigest:
@@ -126,7 +145,8 @@ class SampleDigest:
     hold: ``delay`` samples of silence in front, or the first ``-delay`` dropped, then cut or
     padded to ``length``; without, exactly what it is fed. Two digests are equal when the
     sequences are equal, value for value, so one pass over each file proves a PCM rewrite
-    sample-exact without holding the audio in memory.
+    sample-exact without holding the audio in memory. Samples are hashed as the decoder's bytes,
+    straight from its buffers: both sides of a comparison decode the same codec.
     """
 
     def __init__(self, channels: int, plan: AudioPlan | None = None) -> None:
@@ -137,39 +157,59 @@ class SampleDigest:
         delay = plan.delay_samples if plan is not None and plan.factor is None else 0
         self._zeros = max(0, delay) * channels  # silence still to put in front
         self._skip = max(0, -delay) * channels
-        self._left = None
+        self._left: int | None = None
         if plan is not None and plan.factor is None and plan.length_samples is not None:
             self._left = plan.length_samples * channels
-        self._dtype: np.dtype | None = None
+        self._unit = 0  # bytes per value, once fed
+        self._silence = b""
 
-    def _put(self, a: np.ndarray) -> None:
+    def _put(self, buf: memoryview | bytes) -> None:
+        n = len(buf) // self._unit
         if self._left is not None:
-            a = a[: self._left]
-            self._left -= len(a)
-        if len(a):
-            self._hash.update(a.tobytes())
-            self.values += len(a)
+            n = min(n, self._left)
+            buf = buf[: n * self._unit]
+            self._left -= n
+        if n:
+            self._hash.update(buf)
+            self.values += n
+
+    def _put_silence(self, values: int) -> None:
+        while values > 0:
+            n = min(values, 1 << 18)
+            self._put(self._silence * n)
+            values -= n
+
+    def feed_frame(self, frame: Any) -> None:
+        """Feed one decoded frame (see :func:`frame_samples`)."""
+        self.feed_bytes(*frame_samples(frame))
 
     def feed(self, a: np.ndarray) -> None:
-        self.fed += len(a)
-        if self._dtype is None:
-            self._dtype = a.dtype
+        """Feed interleaved samples as an array."""
+        self.feed_bytes(np.ascontiguousarray(a).data.cast("B"), a.itemsize, bytes(a.itemsize))
+
+    def feed_bytes(self, buf: memoryview, unit: int, silence: bytes) -> None:
+        """Feed interleaved samples as bytes, ``unit`` bytes per value; ``silence``: one silent value."""
+        if not self._unit:
+            self._unit, self._silence = unit, silence
+        values = len(buf) // unit
+        self.fed += values
         if self._zeros:
-            self._put(np.zeros(self._zeros, a.dtype))
+            self._put_silence(self._zeros)
             self._zeros = 0
         if self._skip:
-            cut = min(self._skip, len(a))
-            a, self._skip = a[cut:], self._skip - cut
-        self._put(a)
+            cut = min(self._skip, values)
+            buf, self._skip = buf[cut * unit :], self._skip - cut
+        self._put(buf)
 
     def finish(self) -> tuple[bytes, int]:
         """(digest, samples per channel) once the stream has ended: padding added."""
-        dtype = self._dtype or np.dtype("<i4")
+        if not self._unit:
+            self._unit, self._silence = 4, bytes(4)
         if self._zeros:
-            self._put(np.zeros(self._zeros, dtype))
+            self._put_silence(self._zeros)
             self._zeros = 0
-        while self._left:
-            self._put(np.zeros(min(self._left, 1 << 20), dtype))
+        if self._left:
+            self._put_silence(self._left)
         return self._hash.digest(), self.values // self.channels
 
 

@@ -10,7 +10,8 @@ from the first, in the original stream order, with ``-copyts`` so no other times
 In MP4/MOV two things of FFmpeg's muxer are corrected: audio packets more than
 EDIT_LIST_PREROLL_SEC before zero are dropped (the edit list trims the rest sample-exactly), and
 an AAC track whose priming now lands after zero gets an edit list that skips it again
-(:mod:`.mp4_edits`). PCM audio, and audio that must be padded, trimmed or retimed, is
+(:mod:`.mp4_edits`), and a copied timecode track gets back the flags the muxer drops (drop-frame:
+:mod:`.mov_timecode`). PCM audio, and audio that must be padded, trimmed or retimed, is
 rewritten by a filter chain instead (:mod:`.fix_plan`, :mod:`.pcm_shift`). The written file is
 proved packet by packet and sample by sample (:mod:`.fix_check`) before it replaces anything.
 """
@@ -20,7 +21,9 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Any
 from ..atomic import TEMP_SUFFIX, atomic_path
 from ..errors import MediaError, UsageError
 from .ffmpeg import find_ffmpeg, run_ffmpeg
-from .fix_check import is_chapter_track, verify_fix
+from .fix_check import is_chapter_track, timecodes, verify_fix
 from .fix_plan import (
     EDIT_LIST_EXTENSIONS,
     NO_ORIGIN_EXTENSIONS,
@@ -38,8 +41,9 @@ from .fix_plan import (
     retime_factor,
     stream_fix,
 )
+from .mov_timecode import restore_timecode_flags, timecode_flags
 from .mp4_edits import skip_priming
-from .packets import read_packets
+from .packets import StreamPackets, read_packets
 from .pcm_shift import AudioPlan, SampleDigest, source_bitrate
 from .probe import open_input, probe
 
@@ -150,6 +154,45 @@ def remove_stale_temporaries(dst: str | os.PathLike, older_than_sec: float = STA
         except OSError:
             continue
     return removed
+
+
+def _scan_input(
+    src: str,
+    expected: dict[int, SampleDigest],
+    plans: dict[int, AudioPlan],
+    failed: threading.Event | None = None,
+) -> dict[int, StreamPackets]:
+    """Read every packet of the input (and the samples each plan rewrites): is it whole?
+
+    MediaError when it cannot be read to its end, ends before its header says, or a PCM track
+    a plan rewrites has a gap (renumbering its samples would move all sound after it); then
+    ``failed`` is set.
+    """
+    try:
+        packets_in = _read_whole(src, expected, plans)
+    except BaseException:
+        if failed is not None:
+            failed.set()
+        raise
+    return packets_in
+
+
+def _read_whole(
+    src: str, expected: dict[int, SampleDigest], plans: dict[int, AudioPlan]
+) -> dict[int, StreamPackets]:
+    packets_in = read_packets(src, samples=expected)
+    for i, p in plans.items():
+        gap = packets_in[i].gap
+        if gap is not None and p.pcm:
+            where, hole = gap
+            what = "a gap" if hole > 0 else "an overlap"
+            raise MediaError(
+                f"its audio stream {i} has {what} of {abs(float(hole)) * 1000:.1f} ms at "
+                f"{float(where):.3f} s: rewriting its samples would move all sound after it; "
+                "repair the gap first",
+                src,
+            )
+    return packets_in
 
 
 def _check_paths(src: str, dst: str, force: bool) -> None:
@@ -274,6 +317,13 @@ def fix_offset(
         moved = set(audios) if audio_stream is None else {before.audio.index}
         chapters = len(container.chapters())
         keep = [s.index for s in container.streams if not is_chapter_track(container, s, chapters)]
+        timecodes_in = timecodes(container)
+        # FFmpeg's MOV muxer drops a copied timecode track's flags (drop-frame): put them back.
+        # The MOV demuxer makes one stream of each track, in file order.
+        tmcd_flags: dict[int, int] = {}
+        if container.format.name.startswith("mov") and suffix in EDIT_LIST_EXTENSIONS:
+            flags_in = timecode_flags(src)
+            tmcd_flags = {o: flags_in[i] for o, i in enumerate(keep) if i in flags_in}
         starts = {a.index: a.start_sec for a in before.audio_streams}
         plans: dict[int, AudioPlan] = {}
         for i in sorted(moved):
@@ -292,31 +342,23 @@ def fix_offset(
             )
             if plan is not None:
                 plans[i] = plan
-        # One pass over the input: its packets (is it whole?) and the samples each rewrite must hold.
+        # One pass over the input: its packets (is it whole?) and the samples each rewrite must
+        # hold. It runs while ffmpeg writes (both read the same file, mostly from the page cache)
+        # unless a re-encode's bitrate must be known first.
         expected = {i: SampleDigest(p.channels, p) for i, p in plans.items()}
-        packets_in = read_packets(src, samples=expected)
-        for i, p in plans.items():
-            gap = packets_in[i].gap
-            if gap is not None and p.pcm:
-                where, hole = gap
-                what = "a gap" if hole > 0 else "an overlap"
-                raise MediaError(
-                    f"its audio stream {i} has {what} of {abs(float(hole)) * 1000:.1f} ms at "
-                    f"{float(where):.3f} s: rewriting its samples would move all sound after it; "
-                    "repair the gap first",
-                    src,
-                )
-            if p.bitrate is not None:  # a re-encode: at least the bitrate the source really uses
-                size, span = packets_in[i].size, max(before.video.end_sec - before.video.start_sec, 1e-3)
-                plans[i] = replace(p, bitrate=source_bitrate(container.streams[i], size, span))
+        packets_in: dict[int, StreamPackets] | None = None
+        if any(p.bitrate is not None for p in plans.values()):
+            packets_in = _scan_input(src, expected, plans)
+            for i, p in plans.items():
+                if p.bitrate is not None:  # a re-encode: at least the bitrate the source really uses
+                    size, span = packets_in[i].size, max(before.video.end_sec - before.video.start_sec, 1e-3)
+                    plans[i] = replace(p, bitrate=source_bitrate(container.streams[i], size, span))
         copied_moves = moved - set(plans) if shift else set()
         priming = _priming(container, copied_moves) if copied_moves and suffix in EDIT_LIST_EXTENSIONS else {}
-        records = [
-            stream_fix(
-                container.streams[i], o, plans.get(i), shift if i in copied_moves else 0.0, packets_in[i].size
-            )
-            for o, i in enumerate(keep)
-        ]
+        kinds = {
+            s.index: (s.index, s.type, s.codec_context.name if s.codec_context is not None else "none")
+            for s in container.streams
+        }
     finally:
         container.close()
 
@@ -326,13 +368,25 @@ def fix_offset(
     try:
         with atomic_path(os.path.abspath(dst), keep_extension=True) as tmp_path:
             tmp = os.fspath(tmp_path)
-            try:
-                run_ffmpeg([*args, tmp], src)
-            except MediaError as e:  # ffmpeg's words may name the temporary file: the output, to a user
-                raise MediaError(e.cause.replace(tmp, Path(dst).name), src) from e
+            failed: MediaError | None = None
+            damaged = threading.Event()  # the input scan failed: stop ffmpeg, its copy is lost anyway
+            with ThreadPoolExecutor(1) as pool:
+                scan = pool.submit(_scan_input, src, expected, plans, damaged) if packets_in is None else None
+                try:
+                    run_ffmpeg([*args, tmp], src, abort=damaged)
+                except MediaError as e:  # ffmpeg's words may name the temporary file: the output, to a user
+                    failed = MediaError(e.cause.replace(tmp, Path(dst).name), src)
+                    failed.__cause__ = e
+                if scan is not None:
+                    packets_in = scan.result()  # what is wrong with the input says more than ffmpeg
+            if failed is not None:
+                raise failed
+            assert packets_in is not None  # read before ffmpeg ran, or by the scan
             for out_index, i in enumerate(keep):
                 if priming.get(i):
                     skip_priming(tmp, out_index, priming[i])
+            if tmcd_flags:
+                restore_timecode_flags(tmp, tmcd_flags)
             streams, chapters_out = verify_fix(
                 src,
                 tmp,
@@ -347,9 +401,14 @@ def fix_offset(
                 shift,
                 origin,
                 audio_stream,
+                timecodes_in,
             )
     except OSError as e:
         raise MediaError(f"cannot write the output: {e.strerror or e}", dst) from e
+    records = [
+        stream_fix(kinds[i], o, plans.get(i), shift if i in copied_moves else 0.0, packets_in[i].size)
+        for o, i in enumerate(keep)
+    ]
     trimmed = 0.0
     if shift < 0:
         trimmed = max(0.0, min(-shift, -shift - before.audio.start_sec))
