@@ -358,6 +358,12 @@ def test_fix_sweep_offsets_from_minus_2_to_plus_2(sweep_masters, tmp_path, name,
     for offset in SWEEP_OFFSETS:
         out = tmp_path / f"fixed{offset:+.2f}{orig.path.suffix}"
         res = run_fix(orig, out, offset, *(["--conform"] if conform else []))
+        if conform and orig.master.spec.aac:
+            # Conforming AAC means re-encoding it: refused in one line unless --reencode-audio
+            lines = res.output.strip().splitlines()
+            if res.exit_code != 2 or len(lines) != 1 or "--reencode-audio" not in lines[0] or out.exists():
+                failures[offset] = f"AAC --conform not refused in one line: {res.output.strip()}"
+            continue
         if res.exit_code != 0:
             failures[offset] = res.output.strip()
             continue
