@@ -84,6 +84,17 @@ def test_mxf_moves_pcm_both_ways_and_keeps_every_picture(tmp_path: Path, offset:
     assert all(actions[i].action == "rewritten" for i in (1, 2))
 
 
+def test_an_mxf_master_fixed_into_mov_keeps_its_timecode_as_a_track(tmp_path: Path) -> None:
+    """Regression: MXF -> .mov failed "it has 4 streams instead of 3": the MOV muxer writes the
+    MXF's file-level timecode as a timecode track of its own, which is the timecode kept."""
+    m = make_master(tmp_path, MasterSpec(kind="xdcam_mxf", rate="50i", frames=25, pcm_tracks=2))
+    out = tmp_path / "out.mov"
+    fix_offset(m.path, out, 0.4)
+    assert_fixed_exactly(m.path, out, 0.4, conform=False)
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "audio", "data"]
+
+
 def test_mov_pcm_shift_and_conform(tmp_path: Path) -> None:
     m = make_master(tmp_path, MasterSpec(kind="prores_mov", rate="23.976", frames=48, pcm_tracks=2))
     out = tmp_path / "out.mov"

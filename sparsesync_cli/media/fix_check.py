@@ -38,6 +38,13 @@ def is_chapter_track(container: Any, stream: Any, chapters: int) -> bool:
     )
 
 
+def is_built_timecode_track(container: Any, stream: Any, timecode: str | None) -> bool:
+    """A MOV muxer writes the input's file-level timecode (MXF's) as a timecode track of its own;
+    such a track, stating exactly that timecode, is the timecode kept, not a stream made up."""
+    found = timecodes(container).get(stream.index)
+    return container.format.name.startswith("mov") and stream.type == "data" and found == timecode
+
+
 def timecodes(container: Any) -> dict[int | None, str]:
     """The start timecodes a file states: {None: the container's, stream index: that stream's}.
 
@@ -146,7 +153,11 @@ def verify_fix(
             streams, chapters_out = len(written.streams), len(written.chapters())
             timecodes_out = timecodes(written)
             extra = [s for s in written.streams if s.index >= len(keep)]
-            if any(not is_chapter_track(written, s, chapters_out) for s in extra):
+            if any(
+                not is_chapter_track(written, s, chapters_out)
+                and not is_built_timecode_track(written, s, timecodes_in.get(None))
+                for s in extra
+            ):
                 raise MediaError(f"it has {streams} streams instead of {len(keep)}")
         finally:
             written.close()
