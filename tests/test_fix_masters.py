@@ -19,13 +19,19 @@ import pytest
 from sparsesync_cli.errors import MediaError, UsageError
 from sparsesync_cli.media.ffmpeg import describe_code, last_meaningful_line
 from sparsesync_cli.media.remux import fix_offset
+from sparsesync_cli.testmedia import verify
 from sparsesync_cli.testmedia.masters import SAMPLE_RATE, MasterSpec, make_master
 
 
-def video_packets(path: Path) -> list[tuple[float, bytes]]:
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        return [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(v) if p.size]
+def video_packets(path: Path) -> list[verify.PacketRecord]:
+    """The picture's packets: times (exact, file clock), sizes and byte digests."""
+    index = verify.streams_by_type(path)["video"][0]
+    return verify.stream_packets(path, [index])[index]
+
+
+def same_picture(src: Path, dst: Path) -> list[str]:
+    """What differs between the pictures of two files: count, bytes, timestamps."""
+    return verify.compare_packets(video_packets(src), video_packets(dst), "video")
 
 
 def audio_tracks(path: Path) -> list[tuple[float, np.ndarray]]:
@@ -40,24 +46,14 @@ def audio_tracks(path: Path) -> list[tuple[float, np.ndarray]]:
     return out
 
 
-def timecode(path: Path) -> str | None:
-    with av.open(str(path)) as c:
-        tc = c.metadata.get("timecode")
-        for s in c.streams:
-            tc = tc or s.metadata.get("timecode")
-        return tc
-
-
 def video_end(path: Path) -> float:
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        return max(float((p.pts + p.duration) * p.time_base) for p in c.demux(v) if p.size)
+    return float(verify.picture_span(path)[1])
 
 
 def assert_fixed_exactly(src: Path, dst: Path, offset: float, conform: bool) -> None:
     """The picture untouched; every audio track the input's samples moved by ``offset``."""
-    assert video_packets(dst) == video_packets(src)
-    assert timecode(dst) == timecode(src) is not None
+    assert same_picture(src, dst) == []
+    assert verify.start_timecode(dst) == verify.start_timecode(src) is not None
     n = round(offset * SAMPLE_RATE)
     end = round(video_end(src) * SAMPLE_RATE)
     tracks_in, tracks_out = audio_tracks(src), audio_tracks(dst)
@@ -134,7 +130,7 @@ def test_drift_is_retimed_to_a_millisecond(tmp_path: Path, seconds: int, probes:
     m = make_master(tmp_path, spec)
     out = tmp_path / "out.mov"
     done = fix_offset(m.path, out, 0.0, drift_sec_per_min=0.3)
-    assert video_packets(out) == video_packets(m.path)
+    assert same_picture(m.path, out) == []
     ((start, samples),) = audio_tracks(out)
     assert start == 0.0
 
@@ -177,7 +173,7 @@ def test_compressed_audio_is_conformed_only_with_a_reencode(tmp_path: Path) -> N
     with av.open(str(tmp_path / "out.mov")) as c:
         a = c.streams.audio[0]
         assert a.codec_context.name == "aac" and a.rate == SAMPLE_RATE and a.codec_context.channels == 2
-    assert video_packets(tmp_path / "out.mov") == video_packets(m.path)
+    assert same_picture(m.path, tmp_path / "out.mov") == []
     assert list(tmp_path.glob(".*incomplete*")) == []
 
 
@@ -277,7 +273,7 @@ def test_the_fix_command_reports_each_stream_and_takes_the_master_options(tmp_pa
     assert fixes[0]["action"] == "kept" and fixes[0]["kind"] == "video"
     assert fixes[1]["action"] == fixes[2]["action"] == "rewritten"
     assert fixes[1]["retime_factor"] == pytest.approx(1.005)
-    assert video_packets(out) == video_packets(m.path)
+    assert same_picture(m.path, out) == []
     for start, samples in audio_tracks(out):  # conformed: the picture's 1 s exactly
         assert start == 0.0 and len(samples) == SAMPLE_RATE
     res = run("fix", m.path, "-o", tmp_path / "b.mov", "--offset", "0.4")
@@ -339,10 +335,10 @@ def test_a_changed_start_timecode_fails_the_fix(tmp_path: Path, monkeypatch: pyt
     import sparsesync_cli.media.remux as remux
 
     m = make_master(tmp_path, MasterSpec("prores_mov", "29.97df", frames=30, pcm_tracks=1, size=(64, 36)))
-    assert timecode(m.path) == "01:00:00;00"
+    assert verify.start_timecode(m.path) == "01:00:00;00"
     fixed = tmp_path / "fixed.mov"
     fix_offset(m.path, fixed, -0.2)
-    assert timecode(fixed) == "01:00:00;00"
+    assert verify.start_timecode(fixed) == "01:00:00;00"
 
     monkeypatch.setattr(remux, "restore_timecode_flags", lambda path, flags: [])
     out = tmp_path / "out.mov"
