@@ -232,8 +232,6 @@ def _check_named_model(named: NamedProtocol, spec: ModelSpec) -> None:
     from ..checkpoints.registry import default_model_name
     from ..evaluation.guard import check_protocol_model, model_classes
 
-    if spec.config is not None and spec.checkpoint is None:
-        raise UsageError("--config goes with --checkpoint")
     label = spec.checkpoint if spec.checkpoint is not None else (spec.name or default_model_name())
     check_protocol_model(named, model_classes(spec.name, spec.checkpoint, spec.config), label)
 
